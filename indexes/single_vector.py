@@ -51,7 +51,9 @@ def default_search_params(index) -> str:
     params = []
     try:
         ivf = faiss.extract_index_ivf(index)
-        params.append(f"nprobe={min(ivf.nlist, 16)}")
+        # Queries sit far from document clusters: at k=100 probing an eighth of the lists (32 at least) keeps
+        # nDCG@10 within 0.001 of exact on SciFact, where nprobe=16 of 64 loses 0.012.
+        params.append(f"nprobe={min(ivf.nlist, max(32, ivf.nlist // 8))}")
     except RuntimeError:
         pass
     if isinstance(index, faiss.IndexHNSW):

@@ -29,6 +29,7 @@ VERSION = 1
 CONFIG_FILE = "retriever.json"
 DOCUMENTS_FILE = "documents.jsonl"
 INDEX_DIR = "index"
+MODEL_DIR = "model"
 
 
 @dataclass
@@ -70,7 +71,19 @@ def as_document(item, auto_id: str) -> Document:
     raise ValueError(f"cannot read a document from {type(item).__name__}: give a str, (id, text) or a dict with 'text'")
 
 
+def model_reference(model) -> str:
+    """The hub id or path a loaded ``SentenceTransformer`` came from, as stored with a saved index."""
+    first = model[0]
+    for config in (getattr(getattr(first, "auto_model", None), "config", None), getattr(first, "config", None)):
+        if getattr(config, "name_or_path", None):
+            return config.name_or_path
+    return type(first).__name__
+
+
 class Retriever:
+    index_class = FaissIndex
+    batch_size_default = 256
+
     """Dense retrieval over a FAISS index, with the documents' texts kept for the answers.
 
     Parameters
@@ -103,23 +116,34 @@ class Retriever:
         device: str | None = None,
         dtype: str = "auto",
         max_length: int | None = None,
-        batch_size: int = 256,
+        batch_size: int = batch_size_default,
         chunk_size: int = 4096,
         show_progress: bool = False,
     ):
+        self._setup(model, device, dtype, max_length, batch_size, chunk_size, show_progress)
+        self.index = FaissIndex(self.dimension(), index, metric=metric, search_params=search_params)
+
+    kind = "dense"
+
+    def _setup(self, model, device, dtype, max_length, batch_size, chunk_size, show_progress) -> None:
+        """Model and settings: everything but the index."""
         if model is None or isinstance(model, (str, Path)):
             self.model_name = str(model or default_model())
-            self.model = load_model(self.model_name, device=device, dtype=dtype, max_length=max_length)
+            self.model = self.load_model(self.model_name, device=device, dtype=dtype, max_length=max_length)
         else:
-            self.model = model
-            self.model_name = model[0].auto_model.config.name_or_path
-        self.dtype = dtype
-        self.batch_size = batch_size
-        self.chunk_size = chunk_size
-        self.show_progress = show_progress
-        dim = self.model.get_sentence_embedding_dimension()
-        self.index = FaissIndex(dim, index, metric=metric, search_params=search_params)
+            self.model, self.model_name = model, model_reference(model)
+        self.dtype, self.batch_size, self.chunk_size, self.show_progress = dtype, batch_size, chunk_size, show_progress
         self.documents: dict[str, Document] = {}
+
+    @staticmethod
+    def load_model(name: str, **kwargs):
+        return load_model(name, **kwargs)
+
+    def dimension(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    def max_length(self) -> int:
+        return self.model.max_seq_length
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -148,7 +172,7 @@ class Retriever:
             if embeddings is None:
                 vectors = self.embed_documents(docs)
             else:
-                vectors = np.asarray(embeddings[len(added) : len(added) + len(docs)])
+                vectors = embeddings[len(added) : len(added) + len(docs)]
                 if len(vectors) != len(docs):
                     raise ValueError(f"{len(docs)} documents but only {len(vectors)} embeddings left")
             self.index.add([d.id for d in docs], vectors)
@@ -178,23 +202,29 @@ class Retriever:
     def save(self, path) -> Path:
         """Write the index, the documents and the settings to a folder, atomically.
 
-        The model is stored by reference (its hub id or path), not copied.
+        The model is stored by reference (its hub id or path), except where
+        :meth:`_save_model` copies it.
         """
         path = Path(path)
         with atomic.directory(path) as tmp:
             self.index.save(tmp / INDEX_DIR)
+            self._save_model(tmp)
             config = {
                 "format": FORMAT,
                 "version": VERSION,
+                "kind": self.kind,
                 "model": self.model_name,
                 "dtype": self.dtype,
-                "max_length": self.model.max_seq_length,
+                "max_length": self.max_length(),
                 "num_documents": len(self.documents),
             }
             atomic.write_json(tmp / CONFIG_FILE, config)
             lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.ids)
             atomic.write_text(tmp / DOCUMENTS_FILE, "".join(lines))
         return path
+
+    def _save_model(self, folder: Path) -> None:
+        """Dense models are stored by reference only."""
 
     @classmethod
     def load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None) -> "Retriever":
@@ -209,18 +239,18 @@ class Retriever:
             raise IndexFormatError(f"{config_path} is corrupted: {exc}") from exc
         if config.get("format") != FORMAT or config.get("version", 0) > VERSION:
             raise IndexFormatError(f"{config_path} is not a retriever description this toolkit can read")
-        index = FaissIndex.load(path / INDEX_DIR)
+        cls = RETRIEVERS[config.get("kind", "dense")]()
         self = cls.__new__(cls)
-        self.dtype = dtype or config["dtype"]
-        if model is None or isinstance(model, (str, Path)):
-            self.model_name = str(model or config["model"])
-            self.model = load_model(self.model_name, device=device, dtype=self.dtype, max_length=config["max_length"])
-        else:
-            self.model, self.model_name = model, config["model"]
-        if self.model.get_sentence_embedding_dimension() != index.dim:
-            raise ValueError(f"model {self.model_name!r} embeds in {self.model.get_sentence_embedding_dimension()} "
-                             f"dimensions, the index at {path} holds {index.dim}")
-        self.batch_size, self.chunk_size, self.show_progress, self.index = 256, 4096, False, index
+        if model is None and (path / MODEL_DIR).is_dir():
+            model = str(path / MODEL_DIR)
+        self._setup(
+            model or config["model"], device, dtype or config["dtype"], config["max_length"], cls.batch_size_default, 4096, False
+        )
+        if model is not None and not isinstance(model, (str, Path)):
+            self.model_name = config["model"]
+        self.index = index = cls.index_class.load(path / INDEX_DIR)
+        if self.dimension() != index.dim:
+            raise ValueError(f"model {self.model_name!r} embeds in {self.dimension()} dimensions, the index at {path} holds {index.dim}")
         self.documents = {}
         docs_path = path / DOCUMENTS_FILE
         with open(docs_path, encoding="utf-8") as f:
@@ -233,3 +263,12 @@ class Retriever:
         if list(self.documents) != index.ids:
             raise IndexFormatError(f"{docs_path} lists {len(self.documents)} documents, the index {len(index)}")
         return self
+
+
+def _colbert():
+    from retrieval.colbert import ColbertRetriever
+
+    return ColbertRetriever
+
+
+RETRIEVERS = {"dense": lambda: Retriever, "colbert": _colbert}

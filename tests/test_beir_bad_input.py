@@ -114,3 +114,14 @@ def test_module_entry_point_help_documents_every_flag():
     assert proc.returncode == 0
     for flag in ("--dataset", "--data-dir", "--split", "--model", "--index", "--batch-size", "--output", "--dtype", "--cache-dir"):
         assert flag in proc.stdout
+
+
+def test_a_document_sharing_the_query_id_is_never_retrieved(minilm):
+    from evaluation.beir import retrieve
+    from retrieval import Retriever
+
+    retriever = Retriever(minilm)
+    retriever.add([("q1", "What animal purrs?"), ("d1", "Cats purr."), ("d2", "Paris is in France.")])
+    query_ids = ["q1"]
+    results = retrieve(retriever, query_ids, retriever.embed_queries(["What animal purrs?"]), k=2)
+    assert list(results["q1"]) == ["d1", "d2"]  # the identical text under the query's own id is skipped

@@ -1,0 +1,406 @@
+"""Many vectors per document (ColBERT late interaction) on FAISS.
+
+Each document is a variable number of token embeddings; its score for a query is MaxSim:
+the sum over query tokens of the best dot product with any of the document's tokens.
+
+Storage, per token: the FAISS code of an IVF residual scalar quantiser
+(``IndexIVFScalarQuantizer.sa_encode``): the token's centroid (2 bytes up to 65,536
+centroids) and its residual at ``nbits`` per dimension (64 bytes at dim 128 and 4 bits,
+PLAID's budget at nbits=4). Per (centroid, document) pair, 4 bytes of inverted list.
+Everything lives in numpy arrays in document order, so nothing of shape
+(documents x longest x dim) is ever built, and the codes can be memory-mapped.
+
+Search, per query with token embeddings Q:
+
+1. candidate generation: centroid scores ``S = Q C^T``; each query token probes its
+   ``nprobe`` best centroids; the candidates are the documents with a token there;
+2. approximate scoring (PLAID's centroid interaction): a candidate scores
+   ``sum_i max_c (S[i, c] - floor_i)`` over the probed centroids ``c`` it has a token in,
+   where ``floor_i`` is token ``i``'s lowest probed score (a token that misses is imputed
+   with it, as XTR does);
+3. the ``rerank`` best candidates are re-scored with exact MaxSim on their decoded tokens.
+
+``exhaustive=True`` skips 1-2 and scores every document on its decoded tokens;
+:func:`maxsim` scores raw embeddings and is the reference.
+
+Examples
+--------
+>>> import numpy as np
+>>> from indexes import MultiVectorIndex
+>>> rng = np.random.default_rng(0)
+>>> docs = [rng.normal(size=(n, 16)).astype("float32") for n in (30, 50, 40, 60) * 25]
+>>> index = MultiVectorIndex(dim=16, nbits=8)
+>>> index.add([f"d{i}" for i in range(len(docs))], docs)
+>>> index.search([docs[7][:5]], k=1).ids
+[['d7']]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from indexes import atomic
+from indexes.base import Index, IndexFormatError, SearchResult
+from indexes.single_vector import file_digest
+
+FORMAT = "faiss-multi-vector"
+VERSION = 1
+QTYPES = {
+    4: faiss.ScalarQuantizer.QT_4bit,
+    6: faiss.ScalarQuantizer.QT_6bit,
+    8: faiss.ScalarQuantizer.QT_8bit,
+    16: faiss.ScalarQuantizer.QT_fp16,
+}
+ARRAYS = ("codes", "doc_offsets", "list_offsets", "list_docs", "deleted")
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def segment_maxsim(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """MaxSim of one query against documents stored back to back: ``tokens[offsets[j]:offsets[j+1]]``."""
+    sims = query @ tokens.T  # (query tokens, document tokens)
+    return np.maximum.reduceat(sims, offsets[:-1], axis=1).sum(axis=0)
+
+
+def maxsim(query: np.ndarray, documents: list[np.ndarray], max_tokens: int = 1 << 18) -> np.ndarray:
+    """Exact MaxSim of a query against every document, ``max_tokens`` document tokens at a time.
+
+    The reference that every approximate search is measured against. Documents are
+    never padded: each chunk is the concatenation of whole documents.
+    """
+    scores = np.empty(len(documents), dtype=np.float32)
+    start = 0
+    while start < len(documents):
+        stop, size = start, 0
+        while stop < len(documents) and (stop == start or size + len(documents[stop]) <= max_tokens):
+            size += len(documents[stop])
+            stop += 1
+        chunk = documents[start:stop]
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in chunk])])
+        scores[start:stop] = segment_maxsim(query, np.concatenate(chunk).astype(np.float32, copy=False), offsets)
+        start = stop
+    return scores
+
+
+def default_nlist(num_tokens: int) -> int:
+    """A power of two near ``4 * sqrt(tokens)``, as PLAID sizes its centroids, at most one per token."""
+    return int(min(max(2 ** round(math.log2(4 * math.sqrt(max(num_tokens, 1)))), 1), num_tokens, 1 << 16))
+
+
+class MultiVectorIndex(Index):
+    """A ColBERT index: IVF candidates from FAISS, exact MaxSim re-ranking.
+
+    Parameters
+    ----------
+    dim
+        Token embedding dimension (128 for ColBERT).
+    nbits
+        Bits per dimension of the stored residuals: 4 (default, 64 bytes per token at
+        dim 128), 6, 8, or 16 (fp16, near lossless).
+    nlist
+        Number of centroids; default :func:`default_nlist` of the tokens seen at training.
+    nprobe
+        Centroids probed per query token.
+    rerank
+        Candidates re-scored with exact MaxSim (PLAID's ``n_full_scores``).
+    kmeans_iters, train_tokens_per_centroid, seed
+        k-means settings: FAISS trains on a seeded sample of at most
+        ``nlist * train_tokens_per_centroid`` tokens.
+    """
+
+    def __init__(
+        self,
+        dim: int = 128,
+        *,
+        nbits: int = 4,
+        nlist: int | None = None,
+        nprobe: int = 8,
+        rerank: int = 256,
+        kmeans_iters: int = 10,
+        train_tokens_per_centroid: int = 64,
+        seed: int = 0,
+    ):
+        if nbits not in QTYPES:
+            raise ValueError(f"nbits must be one of {sorted(QTYPES)}, not {nbits}")
+        self.dim, self.nbits, self.nlist = int(dim), nbits, nlist
+        self.nprobe, self.rerank = nprobe, rerank
+        self.kmeans_iters, self.train_tokens_per_centroid, self.seed = kmeans_iters, train_tokens_per_centroid, seed
+        self.codec = None  # FAISS IndexIVFScalarQuantizer, trained; its own lists stay empty
+        self.ids: list[str] = []
+        self._position: dict[str, int] = {}
+        self.codes = np.zeros((0, 0), dtype=np.uint8)
+        self.doc_offsets = np.zeros(1, dtype=np.int64)
+        self.list_offsets = np.zeros(1, dtype=np.int64)
+        self.list_docs = np.zeros(0, dtype=np.int32)
+        self.deleted = np.zeros(0, dtype=bool)
+        self._pending: list[np.ndarray] = []  # fp16 tokens of documents added before training
+
+    @property
+    def search_params(self) -> str:
+        return f"nprobe={self.nprobe},rerank={self.rerank}"
+
+    def set_search_params(self, params: str) -> None:
+        """Search knobs as a FAISS-style string: ``"nprobe=16,rerank=512"``."""
+        for item in filter(None, (params or "").split(",")):
+            key, _, value = item.partition("=")
+            if key.strip() not in ("nprobe", "rerank") or not value.strip().isdigit() or int(value) < 1:
+                raise ValueError(f"search parameter {item!r}: expected nprobe=N or rerank=N (N >= 1)")
+            setattr(self, key.strip(), int(value))
+
+    # -- adding -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._position)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.doc_offsets[-1]) + sum(len(p) for p in self._pending)
+
+    def add(self, ids, embeddings) -> None:
+        """Add documents: ``embeddings[j]`` is an array ``(tokens_j, dim)`` for ``ids[j]``."""
+        ids = [str(i) for i in ids]
+        if len(ids) != len(embeddings):
+            raise ValueError(f"{len(ids)} ids for {len(embeddings)} documents")
+        tokens = []
+        for doc_id, emb in zip(ids, embeddings):
+            emb = np.asarray(emb)
+            if emb.ndim != 2 or emb.shape[1] != self.dim or len(emb) == 0:
+                raise ValueError(f"document {doc_id!r}: expected token embeddings of shape (n >= 1, {self.dim}), got {emb.shape}")
+            tokens.append(emb)
+        start = len(self.ids)
+        for i, doc_id in enumerate(ids):
+            if self._position.setdefault(doc_id, start + i) != start + i:
+                for added in ids[:i]:
+                    del self._position[added]
+                raise ValueError(f"document id {doc_id!r} is already in the index")
+        self.ids.extend(ids)
+        self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
+        if self.codec is None:
+            self._pending.extend(normalize(t).astype(np.float16) for t in tokens)
+        else:
+            self._append(tokens)
+
+    def train(self) -> None:
+        """Train the centroids and the residual quantiser on the documents added so far, then index them."""
+        if self.codec is not None or not self._pending:
+            return
+        tokens = np.concatenate(self._pending)
+        nlist = self.nlist or default_nlist(len(tokens))
+        rng = np.random.default_rng(self.seed)
+        sample_size = min(len(tokens), nlist * self.train_tokens_per_centroid)
+        sample = tokens[np.sort(rng.choice(len(tokens), sample_size, replace=False))].astype(np.float32)
+        codec = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(self.dim), self.dim, nlist, QTYPES[self.nbits], faiss.METRIC_INNER_PRODUCT, True
+        )
+        codec.cp.niter, codec.cp.seed, codec.cp.spherical = self.kmeans_iters, self.seed, True
+        codec.cp.max_points_per_centroid = self.train_tokens_per_centroid  # we sampled already
+        try:
+            codec.train(sample)
+        except RuntimeError as exc:
+            raise ValueError(f"could not train {nlist} centroids on {len(sample)} tokens: {exc}") from exc
+        self.codec, self.nlist = codec, nlist
+        self._cache_codec_params()
+        self.codes = np.zeros((0, codec.sa_code_size()), dtype=np.uint8)
+        self.list_offsets = np.zeros(nlist + 1, dtype=np.int64)
+        pending, self._pending = self._pending, []
+        self._append(pending)
+
+    def _append(self, tokens: list[np.ndarray]) -> None:
+        """Encode the tokens of the last ``len(tokens)`` documents and extend the arrays."""
+        first_doc = len(self.ids) - len(tokens)
+        lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+        codes = np.concatenate(
+            [self.codec.sa_encode(normalize(np.concatenate(tokens[i : i + 4096]))) for i in range(0, len(tokens), 4096)]
+        )
+        lists = self._lists_of(codes)
+        docs = np.repeat(np.arange(first_doc, first_doc + len(tokens), dtype=np.int64), lengths)
+        pairs = np.unique(lists * len(self.ids) + docs)  # (centroid, document) pairs, sorted by centroid
+        old_lists = np.repeat(np.arange(self.nlist), np.diff(self.list_offsets))
+        all_lists = np.concatenate([old_lists, pairs // len(self.ids)])
+        all_docs = np.concatenate([self.list_docs, (pairs % len(self.ids)).astype(np.int32)])
+        order = np.argsort(all_lists, kind="stable")
+        self.list_docs = all_docs[order]
+        self.list_offsets = np.concatenate([[0], np.cumsum(np.bincount(all_lists, minlength=self.nlist))])
+        self.codes = np.concatenate([self.codes, codes])
+        self.doc_offsets = np.concatenate([self.doc_offsets, self.doc_offsets[-1] + np.cumsum(lengths)])
+
+    def _cache_codec_params(self) -> None:
+        self._centroids = torch.from_numpy(self.codec.quantizer.reconstruct_n(0, self.nlist))
+        trained = faiss.vector_to_array(self.codec.sq.trained)
+        self._sq_ranges = torch.from_numpy(trained.reshape(2, self.dim)) if len(trained) == 2 * self.dim else None
+
+    def _lists_of(self, codes: np.ndarray) -> np.ndarray:
+        """Centroid of each token, read from the little-endian list number that opens its FAISS code."""
+        width = self.codec.coarse_code_size()
+        return sum(codes[:, b].astype(np.int64) << (8 * b) for b in range(width))
+
+    def delete(self, ids) -> None:
+        """Remove documents by id (their codes stay until the index is rebuilt; they are never returned)."""
+        ids = [str(i) for i in ids]
+        unknown = [i for i in ids if i not in self._position]
+        if unknown:
+            raise KeyError(f"not in the index: {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}")
+        for doc_id in ids:
+            self.deleted[self._position.pop(doc_id)] = True
+
+    # -- searching ----------------------------------------------------------------------------
+    def _rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token rows of ``docs`` back to back, and the length of each document."""
+        starts, lengths = self.doc_offsets[docs], self.doc_offsets[docs + 1] - self.doc_offsets[docs]
+        ends = np.cumsum(lengths)
+        return np.repeat(starts - (ends - lengths), lengths) + np.arange(ends[-1] if len(ends) else 0), lengths
+
+    def _token_scores(self, query: torch.Tensor, centroid_scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """Dot products ``(len(rows), query tokens)`` of the decoded tokens with the query tokens.
+
+        A decoded token is ``centroid + vmin + (code + 1/2) * vdiff / levels`` (FAISS's
+        scalar quantiser), so its dot product with ``q`` is the centroid's score (already
+        computed) plus a constant plus ``code . (q * vdiff / levels)``: one matmul on the
+        codes, with no decoded copy of the tokens. Other widths decode through FAISS.
+        """
+        codes = np.ascontiguousarray(self.codes[rows])
+        lists = torch.from_numpy(self._lists_of(codes))
+        if self.nbits not in (4, 8):
+            return torch.from_numpy(self.codec.sa_decode(codes)) @ query.T
+        body = torch.from_numpy(codes[:, self.codec.coarse_code_size() :])
+        if self.nbits == 4:  # two dimensions a byte, the even one in the low nibble
+            body = torch.stack([body & 15, body >> 4], dim=-1).reshape(len(codes), self.dim)
+        vmin, vdiff = self._sq_ranges
+        step = vdiff / (2**self.nbits - 1)
+        return body.float() @ (query * step).T + (query @ (vmin + step / 2)) + centroid_scores.T[lists]
+
+    def _exact(self, query: torch.Tensor, centroid_scores: torch.Tensor, docs: np.ndarray, max_tokens: int = 1 << 17) -> np.ndarray:
+        """Exact MaxSim on the stored tokens of ``docs``, about ``max_tokens`` tokens at a time."""
+        scores = np.empty(len(docs), dtype=np.float32)
+        cumulative = np.cumsum(self.doc_offsets[docs + 1] - self.doc_offsets[docs])
+        start = 0
+        while start < len(docs):
+            done = cumulative[start - 1] if start else 0
+            stop = max(start + 1, int(np.searchsorted(cumulative, done + max_tokens, side="right")))
+            rows, lengths = self._rows(docs[start:stop])
+            sims = self._token_scores(query, centroid_scores, rows)
+            best = torch.segment_reduce(sims, "max", lengths=torch.from_numpy(lengths), axis=0)
+            scores[start:stop] = best.sum(dim=1).numpy()
+            start = stop
+        return scores
+
+    def _candidates(self, scores: np.ndarray, nprobe: int, rerank: int) -> np.ndarray:
+        """The ``rerank`` best documents by centroid interaction; ``scores``: (query tokens, nlist)."""
+        nprobe = min(nprobe, self.nlist)
+        probe = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
+        gains = np.take_along_axis(scores, probe, axis=1)
+        gains -= gains.min(axis=1, keepdims=True)
+        starts, counts = self.list_offsets[probe].ravel(), (self.list_offsets[probe + 1] - self.list_offsets[probe]).ravel()
+        ends = np.cumsum(counts)
+        rows = np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+        docs = self.list_docs[rows]
+        candidates, where = np.unique(docs, return_inverse=True)
+        best = np.zeros((len(scores), len(candidates)), dtype=np.float32)
+        token = np.repeat(np.arange(len(scores)), nprobe)
+        np.maximum.at(best, (np.repeat(token, counts), where), np.repeat(gains.ravel(), counts))
+        approx = best.sum(axis=0)
+        live = ~self.deleted[candidates]
+        candidates, approx = candidates[live], approx[live]
+        if len(candidates) > rerank:
+            candidates = candidates[np.argpartition(-approx, rerank - 1)[:rerank]]
+        return candidates
+
+    def search(self, queries, k: int, *, nprobe: int | None = None, rerank: int | None = None, exhaustive: bool = False) -> SearchResult:
+        """Top-``k`` documents of each query (``queries[i]``: token embeddings ``(n_i, dim)``).
+
+        ``nprobe`` and ``rerank`` override the index's settings for this call;
+        ``exhaustive`` scores every document with exact MaxSim on the stored tokens.
+        """
+        self.train()
+        ids, scores = [], []
+        if self.codec is None or not len(self):
+            return SearchResult(ids=[[] for _ in queries], scores=[[] for _ in queries])
+        everyone = np.flatnonzero(~self.deleted)
+        for query in queries:
+            q = np.asarray(query)
+            if q.ndim != 2 or q.shape[1] != self.dim:
+                raise ValueError(f"expected query token embeddings of shape (n, {self.dim}), got {q.shape}")
+            q = torch.from_numpy(normalize(q))
+            centroid_scores = q @ self._centroids.T  # (query tokens, nlist)
+            docs = everyone if exhaustive else self._candidates(centroid_scores.numpy(), nprobe or self.nprobe, rerank or self.rerank)
+            exact = self._exact(q, centroid_scores, docs)
+            top = np.argsort(-exact, kind="stable")[:k]
+            ids.append([self.ids[d] for d in docs[top]])
+            scores.append(exact[top].tolist())
+        return SearchResult(ids=ids, scores=scores)
+
+    def bytes_per_token(self) -> float:
+        """Stored bytes per token: codes plus inverted lists plus document offsets."""
+        total = self.codes.nbytes + self.list_docs.nbytes + self.list_offsets.nbytes + self.doc_offsets.nbytes
+        return total / max(self.num_tokens, 1)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write ``codec.faiss`` (FAISS native), one ``.npy`` per array and ``index.json``, atomically."""
+        self.train()
+        if self.codec is None:
+            raise ValueError("nothing to save: the index is empty")
+        path = Path(path)
+        with atomic.directory(path) as tmp:
+            faiss.write_index(self.codec, str(tmp / "codec.faiss"))
+            for name in ARRAYS:
+                np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
+            files = ["codec.faiss"] + [f"{name}.npy" for name in ARRAYS]
+            meta = {
+                "format": FORMAT,
+                "version": VERSION,
+                "dim": self.dim,
+                "nbits": self.nbits,
+                "nlist": self.nlist,
+                "nprobe": self.nprobe,
+                "rerank": self.rerank,
+                "num_documents": len(self.ids),
+                "num_tokens": self.num_tokens,
+                "sha256": {f: file_digest(tmp / f) for f in files},
+                "ids": self.ids,
+            }
+            atomic.write_json(tmp / "index.json", meta)
+        return path
+
+    @classmethod
+    def load(cls, path, *, mmap: bool = True, verify: bool = True) -> "MultiVectorIndex":
+        """Read a folder written by :meth:`save`; ``mmap`` maps the token codes instead of reading them."""
+        path = Path(path)
+        meta_path = path / "index.json"
+        if not meta_path.is_file():
+            raise IndexFormatError(f"{meta_path} is missing: {path} is not a saved MultiVectorIndex")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexFormatError(f"{meta_path} is corrupted: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version", 0) > VERSION:
+            raise IndexFormatError(f"{meta_path} is not a {FORMAT} index description this toolkit can read")
+        for name, digest in meta.get("sha256", {}).items():
+            file = path / name
+            if not file.is_file():
+                raise IndexFormatError(f"{file} is missing")
+            if verify and file_digest(file) != digest:
+                raise IndexFormatError(f"{file} is truncated or corrupted (checksum differs from the one saved)")
+        self = cls(meta["dim"], nbits=meta["nbits"], nlist=meta["nlist"], nprobe=meta["nprobe"], rerank=meta["rerank"])
+        try:
+            self.codec = faiss.read_index(str(path / "codec.faiss"))
+            for name in ARRAYS:
+                setattr(self, name, np.load(path / f"{name}.npy", mmap_mode="r" if mmap and name == "codes" else None, allow_pickle=False))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise IndexFormatError(f"{path} is truncated or corrupted: {exc}") from exc
+        self.ids = meta["ids"]
+        self._cache_codec_params()
+        n = len(self.ids)
+        if len(self.doc_offsets) != n + 1 or len(self.deleted) != n or len(self.codes) != self.doc_offsets[-1]:
+            raise IndexFormatError(f"{path}: arrays disagree with the {n} documents listed in index.json")
+        self.deleted = np.array(self.deleted)  # writable: delete() after load
+        self._position = {doc_id: i for i, doc_id in enumerate(self.ids) if not self.deleted[i]}
+        return self

@@ -1,0 +1,90 @@
+"""Late-interaction retrieval: a PyLate ColBERT model over the toolkit's multi-vector FAISS index.
+
+Examples
+--------
+>>> from retrieval import ColbertRetriever                     # doctest: +SKIP
+>>> retriever = ColbertRetriever("lightonai/GTE-ModernColBERT-v1")
+>>> retriever.add(["Paris is the capital of France.", "Cats purr."])
+>>> retriever.search("French capital", k=1)[0].text
+'Paris is the capital of France.'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from encoder import default_model, resolve_dtype
+from indexes import MultiVectorIndex
+from retrieval.retriever import MODEL_DIR, Retriever
+
+
+def load_colbert(name: str | None = None, *, device: str | None = None, dtype: str = "auto", max_length: int | None = None,
+                 query_length: int | None = None):
+    """A ``pylate.models.ColBERT`` by hub id or folder; a plain encoder gets PyLate's fresh 128-d projection."""
+    from pylate import models
+
+    from encoder import ModelLoadError
+    from encoder.sentence import default_device
+
+    device = device or default_device()
+    try:
+        model = models.ColBERT(name or default_model(), device=device, document_length=max_length, query_length=query_length)
+    except Exception as exc:
+        raise ModelLoadError(f"could not load ColBERT model {name!r}: {type(exc).__name__}: {exc}") from exc
+    return model.to(resolve_dtype(dtype, device)).eval()
+
+
+class ColbertRetriever(Retriever):
+    """ColBERT retrieval with the same API as :class:`Retriever`: add, search, save, load.
+
+    Parameters
+    ----------
+    model
+        Hub id or folder of a PyLate ColBERT model (or a loaded one).
+    nbits, nprobe, rerank
+        :class:`indexes.MultiVectorIndex` settings: bits per stored dimension,
+        centroids probed per query token, candidates re-scored with exact MaxSim.
+    document_length
+        Maximum document tokens (up to 8,192 for ModernBERT-based models).
+    """
+
+    index_class = MultiVectorIndex
+    batch_size_default = 32
+    kind = "colbert"
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        nbits: int = 4,
+        nprobe: int = 8,
+        rerank: int = 256,
+        document_length: int | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = batch_size_default,
+        chunk_size: int = 4096,
+        show_progress: bool = False,
+    ):
+        self._setup(model, device, dtype, document_length, batch_size, chunk_size, show_progress)
+        self.index = MultiVectorIndex(self.dimension(), nbits=nbits, nprobe=nprobe, rerank=rerank)
+
+    @staticmethod
+    def load_model(name: str, **kwargs):
+        return load_colbert(name, **kwargs)
+
+    def dimension(self) -> int:
+        return self._encode(["dimension probe"], "query")[0].shape[1]
+
+    def max_length(self) -> int:
+        return self.model.document_length
+
+    def _save_model(self, folder) -> None:
+        """A copy of the model goes with the index: a base encoder's fresh projection exists nowhere else."""
+        self.model.save(str(folder / MODEL_DIR))
+
+    def _encode(self, texts: list[str], role: str) -> list[np.ndarray]:
+        embeddings = self.model.encode(
+            texts, is_query=role == "query", batch_size=self.batch_size, show_progress_bar=self.show_progress
+        )
+        return [np.asarray(e, dtype=np.float32) for e in embeddings]

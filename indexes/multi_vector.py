@@ -65,10 +65,10 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def segment_maxsim(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """MaxSim of one query against documents stored back to back: ``tokens[offsets[j]:offsets[j+1]]``."""
-    sims = query @ tokens.T  # (query tokens, document tokens)
-    return np.maximum.reduceat(sims, offsets[:-1], axis=1).sum(axis=0)
+def segment_maxsim(query: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """MaxSim of one query against documents stored back to back (``lengths`` tokens each)."""
+    sims = tokens @ query.T  # (document tokens, query tokens)
+    return torch.segment_reduce(sims, "max", lengths=lengths, axis=0).sum(dim=1)
 
 
 def maxsim(query: np.ndarray, documents: list[np.ndarray], max_tokens: int = 1 << 18) -> np.ndarray:
@@ -77,6 +77,7 @@ def maxsim(query: np.ndarray, documents: list[np.ndarray], max_tokens: int = 1 <
     The reference that every approximate search is measured against. Documents are
     never padded: each chunk is the concatenation of whole documents.
     """
+    q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
     scores = np.empty(len(documents), dtype=np.float32)
     start = 0
     while start < len(documents):
@@ -85,8 +86,9 @@ def maxsim(query: np.ndarray, documents: list[np.ndarray], max_tokens: int = 1 <
             size += len(documents[stop])
             stop += 1
         chunk = documents[start:stop]
-        offsets = np.concatenate([[0], np.cumsum([len(d) for d in chunk])])
-        scores[start:stop] = segment_maxsim(query, np.concatenate(chunk).astype(np.float32, copy=False), offsets)
+        tokens = torch.from_numpy(np.concatenate(chunk).astype(np.float32, copy=False))
+        lengths = torch.tensor([len(d) for d in chunk])
+        scores[start:stop] = segment_maxsim(q, tokens, lengths).numpy()
         start = stop
     return scores
 

@@ -273,11 +273,14 @@ class MultiVectorIndex(Index):
         if self.nbits not in (4, 8):
             return torch.from_numpy(self.codec.sa_decode(codes)) @ query.T
         body = torch.from_numpy(codes[:, self.codec.coarse_code_size() :])
-        if self.nbits == 4:  # two dimensions a byte, the even one in the low nibble
-            body = torch.stack([body & 15, body >> 4], dim=-1).reshape(len(codes), self.dim)
         vmin, vdiff = self._sq_ranges
         step = vdiff / (2**self.nbits - 1)
-        return body.float() @ (query * step).T + (query @ (vmin + step / 2)) + centroid_scores.T[lists]
+        weights = query * step
+        if self.nbits == 4:  # two dimensions a byte, the even one in the low nibble
+            sims = (body & 15).float() @ weights[:, 0::2].T + (body >> 4).float() @ weights[:, 1::2].T
+        else:
+            sims = body.float() @ weights.T
+        return sims + (query @ (vmin + step / 2)) + centroid_scores.T[lists]
 
     def _exact(self, query: torch.Tensor, centroid_scores: torch.Tensor, docs: np.ndarray, max_tokens: int = 1 << 17) -> np.ndarray:
         """Exact MaxSim on the stored tokens of ``docs``, about ``max_tokens`` tokens at a time."""

@@ -54,7 +54,7 @@ def test_command_line_writes_the_result_json(tmp_path, data_dir, exact_test, emb
     proc = subprocess.run(
         [sys.executable, "-m", "evaluation.beir", "--data-dir", str(data_dir), "--cache-dir", str(embedding_cache),
          "--output", str(out), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr
     assert f"results written to {out}" in proc.stdout

@@ -98,6 +98,17 @@ def load_model(
     return model
 
 
+def default_max_tokens(model) -> int:
+    """Token budget per batch: measured best on the 2-core AMX CPU (BENCHMARKS.md), large on GPU.
+
+    fp32 runs fastest in small batches that stay in cache (4,096 tokens: ~16 texts of 256);
+    bf16 matmuls on AMX want larger ones (16,384).
+    """
+    if model.device.type != "cpu":
+        return 65536
+    return 4096 if next(model.parameters()).dtype == torch.float32 else 16384
+
+
 def token_lengths(model, texts: list[str], role: str = "document") -> np.ndarray:
     """Number of tokens of each text (prompt and special tokens included), before truncation."""
     prompt = (model.prompts or {}).get(role) or ""
@@ -151,8 +162,7 @@ def encode(
         ``"document"`` or ``"query"``: selects the model's prompt, if it has one.
     max_tokens
         Token budget per batch, counting padding (``batch size * longest text``).
-        Default: 4,096 on CPU (small batches stay in cache; measured in BENCHMARKS.md),
-        65,536 on GPU.
+        Default: :func:`default_max_tokens`.
     max_batch_size
         Cap on texts per batch, whatever their length.
     show_progress
@@ -166,7 +176,7 @@ def encode(
     if not texts:
         return out
     if max_tokens is None:
-        max_tokens = 4096 if model.device.type == "cpu" else 65536
+        max_tokens = default_max_tokens(model)
     limit = model.max_seq_length
     lengths = token_lengths(model, texts, role)
     over = int((lengths > limit).sum()) if limit else 0

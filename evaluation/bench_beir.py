@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="folder of BEIR datasets (default: $RETRIEVAL_DATA_DIR, else ./data)")
     p.add_argument("--split", default="test", help="qrels split (default: test)")
     p.add_argument("--model", default=None, help="sentence-transformers model (default: the offline all-MiniLM-L6-v2)")
-    p.add_argument("--indexes", default="Flat;HNSW32;IVF64,Flat;IVF64,PQ32", help="';'-separated FAISS factory strings; the first is the reference")
+    p.add_argument("--indexes", default="Flat;HNSW32;IVF64,Flat;IVF64,PQ32", help="';'-separated FAISS factory strings, the first the reference (empty: skip); indexes use the first dtype's embeddings")
+    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to encode in (bfloat16 only where the CPU runs it natively)")
     p.add_argument("--slices", type=int, default=4, help="corpus slices on which ours and plain sentence-transformers alternate (default: 4)")
     p.add_argument("--repeats", type=int, default=20, help="passes over the queries when timing search (default: 20)")
     p.add_argument("--json", default=None, help="write the results to this JSON file (atomically)")
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     query_ids = list(data.queries)
     report = {"dataset": args.dataset, "split": args.split, "num_docs": len(texts), "num_queries": len(query_ids)}
 
-    dtypes = ["float32"] + (["bfloat16"] if bf16_supported("cpu") else [])
+    dtypes = [d for d in args.dtypes.split(",") if d != "bfloat16" or bf16_supported("cpu")]
     embeddings, encoding = {}, {}
     for dtype in dtypes:
         model = load_model(args.model, device="cpu", dtype=dtype)
@@ -104,17 +105,17 @@ def main(argv=None) -> int:
         print(f"  {json.dumps(run)}", flush=True)
     report["model"] = retriever.model_name
     report["encoding"] = encoding
-    if "bfloat16" in encoding:
+    if {"bfloat16", "float32"} <= set(encoding):
         report["bf16_ndcg_delta"] = round(encoding["bfloat16"]["ndcg@10"] - encoding["float32"]["ndcg@10"], 5)
 
-    model, doc_emb, query_emb = embeddings["float32"]
+    model, doc_emb, query_emb = embeddings[dtypes[0]]
     report["indexes"] = {}
-    factories = args.indexes.split(";")
+    factories = [f for f in args.indexes.split(";") if f]
     for factory in factories:
         run = index_run(factory, model, doc_ids, doc_emb, query_ids, query_emb, data.qrels, args.repeats)
         report["indexes"][factory] = run
-    exact = report["indexes"][factories[0]]
-    for run in report["indexes"].values():
+    exact = report["indexes"].get(factories[0]) if factories else None
+    for run in report["indexes"].values() if exact else []:
         run["ndcg_delta"] = round(run["ndcg@10"] - exact["ndcg@10"], 5)
         run["qps_ratio"] = round(run["qps"] / exact["qps"], 2)
 

@@ -1,0 +1,344 @@
+"""Packed ModernBERT (encoder.modernbert) against transformers' ModernBertModel.
+
+Random weights from the real ModernBERT-base config (reduced to a few layers so both
+global and local layers, and a global layer with a real attn_norm, are covered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from encoder.modernbert import (
+    PackedModernBert,
+    embed_corpus,
+    packed_batches,
+    pool_packed,
+    random_modernbert,
+    sentence_transformer_for_modernbert,
+)
+
+SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
+BASE = SHARED / "models" / "modernbert-base"
+pytestmark = pytest.mark.skipif(not (BASE / "config.json").is_file(), reason=f"no ModernBERT config under {BASE}")
+
+# Layers 0 (global, Identity attn_norm), 1-2 (local), 3 (global with LayerNorm).
+NUM_LAYERS = 4
+MIXED = [1, 5, 64, 129, 300, 8192]
+SHORT = [1, 5, 64, 129, 300, 1000]
+
+
+def _ids(lengths, seed=0, vocab=(100, 16000)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(vocab[0], vocab[1], (n,), generator=g) for n in lengths]
+
+
+def _pad(seqs, pad_id, left=False):
+    longest = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(seqs), longest, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if left:
+            ids[i, longest - len(s) :], mask[i, longest - len(s) :] = s, 1
+        else:
+            ids[i, : len(s)], mask[i, : len(s)] = s, 1
+    return ids, mask
+
+
+def _pack(seqs):
+    cu = torch.tensor([0] + np.cumsum([len(s) for s in seqs]).tolist(), dtype=torch.int64)
+    return torch.cat(seqs), cu
+
+
+def _reference(model, seqs, impl, max_padded=1024):
+    """transformers' last hidden states per sequence: short ones in one padded batch."""
+    model.config._attn_implementation = impl
+    out = [None] * len(seqs)
+    short = [i for i, s in enumerate(seqs) if len(s) <= max_padded]
+    with torch.no_grad():
+        if short:
+            ids, mask = _pad([seqs[i] for i in short], model.config.pad_token_id)
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            for row, i in enumerate(short):
+                out[i] = hidden[row, : len(seqs[i])]
+        for i, s in enumerate(seqs):
+            if out[i] is None:
+                out[i] = model(input_ids=s[None]).last_hidden_state[0]
+    model.config._attn_implementation = "sdpa"
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_model():
+    return random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def mixed(hf_model):
+    seqs = _ids(MIXED)
+    return seqs, _reference(hf_model, seqs, "sdpa")
+
+
+def test_layer_types_cover_global_and_local(hf_model):
+    assert hf_model.config.layer_types == ["full_attention", "sliding_attention", "sliding_attention", "full_attention"]
+    assert isinstance(hf_model.layers[0].attn_norm, torch.nn.Identity)
+    assert hf_model.config.sliding_window == 64
+
+
+def test_packed_matches_transformers_sdpa_fp32(hf_model, mixed):
+    seqs, ref = mixed
+    packed = PackedModernBert(hf_model)
+    ids, cu = _pack(seqs)
+    with torch.inference_mode():
+        fast = packed(ids, cu, max(MIXED))
+    with torch.no_grad(), torch.enable_grad():  # the autograd-safe (training) code path
+        slow = packed(ids, cu)
+    for out in (fast, slow):
+        for i, r in enumerate(ref):
+            diff = (out[cu[i] : cu[i + 1]] - r).abs().max().item()
+            assert diff <= 1e-4, f"length {MIXED[i]}: max abs diff {diff}"
+
+
+def test_packed_matches_transformers_eager_fp32(hf_model):
+    seqs = _ids(SHORT, seed=1)
+    ref = _reference(hf_model, seqs, "eager")
+    packed = PackedModernBert(hf_model)
+    ids, mask = _pad(seqs, hf_model.config.pad_token_id)
+    with torch.inference_mode():
+        out = packed.forward_padded(ids, mask)
+    for i, r in enumerate(ref):
+        assert (out[i, : len(r)] - r).abs().max().item() <= 1e-4
+        assert not out[i, len(r) :].any()  # padding stays zero
+
+
+def test_bf16_cosine_against_fp32_transformers(hf_model, mixed):
+    seqs, ref = mixed
+    packed = PackedModernBert(random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0, dtype="bfloat16"))
+    ids, cu = _pack(seqs)
+    with torch.inference_mode():
+        out = packed(ids, cu)
+    assert out.dtype == torch.bfloat16
+    cos = F.cosine_similarity(out.float(), torch.cat(ref), dim=-1)
+    assert cos.min().item() >= 0.999, cos.min().item()
+
+
+def test_gradients_match_transformers(hf_model):
+    seqs = _ids([1, 5, 64, 129, 300], seed=2)
+    probe = torch.randn(hf_model.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    hf_model.train()
+    try:
+        ids, mask = _pad(seqs, hf_model.config.pad_token_id)
+        hidden = hf_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        (pooled @ probe).mean().backward()
+        ref = {n: p.grad.clone() for n, p in hf_model.named_parameters()}
+        hf_model.zero_grad(set_to_none=True)
+
+        packed = PackedModernBert(hf_model)
+        flat, cu = _pack(seqs)
+        out = packed(flat, cu)
+        (pool_packed(out, cu, "mean") @ probe).mean().backward()
+        for name, p in hf_model.named_parameters():
+            assert p.grad is not None, name
+            diff = (p.grad - ref[name]).abs().max().item()
+            assert diff <= 1e-4, f"{name}: {diff}"
+        assert max(g.abs().max().item() for g in ref.values()) > 1.0  # the check is not vacuous
+    finally:
+        hf_model.zero_grad(set_to_none=True)
+        hf_model.eval()
+
+
+def test_gradient_checkpointing_same_gradients(hf_model):
+    seqs = _ids([3, 90, 200], seed=10)
+    flat, cu = _pack(seqs)
+    packed = PackedModernBert(hf_model)
+    grads = []
+    hf_model.train()
+    try:
+        for checkpointing in (False, True):
+            if checkpointing:
+                hf_model.gradient_checkpointing_enable()
+            pool_packed(packed(flat, cu), cu).sum().backward()
+            grads.append([p.grad.clone() for p in hf_model.parameters()])
+            hf_model.zero_grad(set_to_none=True)
+    finally:
+        hf_model.gradient_checkpointing_disable()
+        hf_model.eval()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+def test_global_groups_cover_every_token():
+    from encoder.modernbert import _global_groups
+
+    lengths = [300, 5, 1, 64, 300, 129, 290, 8]
+    groups = _global_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        longest = lengths[g[0]]
+        ideal = sum(lengths[i] ** 2 for i in g)
+        assert len(g) * longest**2 - ideal <= 0.2 * ideal + 4096 * len(g)
+    assert _global_groups([512] * 4) == [[0, 1, 2, 3]]
+
+
+def test_config_formats_and_custom_pattern(tmp_path):
+    """transformers 4.x keys (global_rope_theta...) and 5.x keys (layer_types, rope_parameters)."""
+    old = json.loads((BASE / "config.json").read_text())
+    old.update(num_hidden_layers=3, global_attn_every_n_layers=2, local_rope_theta=20000.0,
+               global_rope_theta=80000.0, local_attention=32)
+    (tmp_path / "v4").mkdir()
+    (tmp_path / "v4" / "config.json").write_text(json.dumps(old))
+    v4 = random_modernbert(tmp_path / "v4", seed=5)
+    assert v4.config.layer_types == ["full_attention", "sliding_attention", "full_attention"]
+    assert v4.config.rope_parameters["sliding_attention"]["rope_theta"] == 20000.0
+    v4.config.save_pretrained(tmp_path / "v5")
+    saved = json.loads((tmp_path / "v5" / "config.json").read_text())
+    assert "layer_types" in saved and "rope_parameters" in saved
+    v5 = random_modernbert(tmp_path / "v5", seed=5)
+    assert v5.config.layer_types == v4.config.layer_types
+    assert v5.config.rope_parameters == v4.config.rope_parameters
+    seqs = _ids([3, 40, 77, 200], seed=4)
+    ids, cu = _pack(seqs)
+    for model in (v4, v5):
+        ref = _reference(model, seqs, "sdpa")
+        with torch.inference_mode():
+            out = PackedModernBert(model)(ids, cu)
+        assert (out - torch.cat(ref)).abs().max().item() <= 1e-4
+
+
+def test_left_padding_and_block_sizes(hf_model):
+    seqs = _ids([7, 130, 250], seed=6)
+    ref = _reference(hf_model, seqs, "sdpa")
+    ids, mask = _pad(seqs, hf_model.config.pad_token_id, left=True)
+    for block in (1, 16, 64, 256):
+        with torch.inference_mode():
+            out = PackedModernBert(hf_model, local_block=block).forward_padded(ids, mask)
+        for i, r in enumerate(ref):
+            assert (out[i, -len(r) :] - r).abs().max().item() <= 1e-4, block
+
+
+def test_bad_inputs(hf_model):
+    packed = PackedModernBert(hf_model)
+    with pytest.raises(ValueError):
+        packed(torch.arange(5), torch.tensor([0, 3, 3, 5]))  # empty sequence
+    with pytest.raises(ValueError):
+        packed(torch.arange(5), torch.tensor([0, 4]))  # does not cover input_ids
+    with pytest.raises(ValueError):
+        packed(torch.arange(5), torch.tensor([0, 5]), max_seqlen=3)
+
+
+def test_packed_batches_respect_budget():
+    lengths = [5, 300, 8192, 1, 64, 300, 9000]
+    batches = packed_batches(lengths, 1000)
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or sum(lengths[i] for i in b) <= 1000
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory, hf_model):
+    path = tmp_path_factory.mktemp("modernbert-random")
+    hf_model.save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(BASE / name, path / name)
+    return path
+
+
+TEXTS = [
+    "ModernBERT packs sequences.",
+    "a",
+    "The quick brown fox jumps over the lazy dog. " * 12,
+    "Retrieval with long documents " * 40,
+    "",
+    "short text",
+]
+
+
+def test_embed_corpus_matches_transformers(hf_model, saved_checkpoint, caplog):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_checkpoint)
+    packed = PackedModernBert(hf_model)
+    limit = 64
+    with caplog.at_level(logging.WARNING, logger="encoder.modernbert"):
+        emb = embed_corpus(packed, tokenizer, TEXTS, max_tokens=150, pooling="mean", max_length=limit)
+        cls = embed_corpus(packed, tokenizer, TEXTS, max_tokens=150, pooling="cls", max_length=limit)
+    assert "2 of 6 texts exceed the 64-token limit" in caplog.text
+    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf_model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None]
+    ref_mean = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(emb, ref_mean, atol=1e-4)
+    np.testing.assert_allclose(cls, hidden[:, 0].numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_sentence_transformers_integration(saved_checkpoint, pooling):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+
+    ours = sentence_transformer_for_modernbert(saved_checkpoint, pooling=pooling, device="cpu")
+    assert type(ours[0]).__name__ == "PackedModernBertTransformer" and ours[0].packed is not None
+    base = Transformer(str(saved_checkpoint))
+    plain = SentenceTransformer(modules=[base, Pooling(768, pooling_mode=pooling)], device="cpu")
+    plain.max_seq_length = ours.max_seq_length
+    # Same weights: the plain model loaded the same checkpoint.
+    texts = TEXTS * 2
+    a = ours.encode(texts, batch_size=5, convert_to_numpy=True)
+    b = plain.encode(texts, batch_size=5, convert_to_numpy=True)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    # No duplicate parameters: state_dict keys are the plain Transformer's.
+    assert set(ours.state_dict()) == set(plain.state_dict())
+
+
+def test_sentence_transformers_checkpoint_roundtrip(saved_checkpoint, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    ours = sentence_transformer_for_modernbert(saved_checkpoint, pooling="cls", device="cpu")
+    ours.save(str(tmp_path / "st"))
+    again = sentence_transformer_for_modernbert(tmp_path / "st", device="cpu")  # keeps its cls pooling
+    assert again[1].get_pooling_mode_str() == "cls" and again[0].packed is not None
+    plain = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    np.testing.assert_allclose(again.encode(TEXTS), plain.encode(TEXTS), atol=1e-4)
+
+
+def test_full_base_config_moderate_length():
+    model = random_modernbert(BASE, seed=7)  # all 22 layers
+    seqs = _ids([37, 300, 520], seed=8)
+    ref = _reference(model, seqs, "sdpa")
+    ids, cu = _pack(seqs)
+    with torch.inference_mode():
+        out = PackedModernBert(model)(ids, cu)
+    assert (out - torch.cat(ref)).abs().max().item() <= 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["auto", "varlen", "sdpa"])
+def test_cuda_backends(hf_model, backend):
+    seqs = _ids([1, 5, 64, 129, 300, 4096], seed=9)
+    ref = torch.cat(_reference(hf_model, seqs, "sdpa"))
+    model = random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0, dtype="bfloat16").cuda()
+    packed = PackedModernBert(model, attn_backend=backend)
+    ids, cu = _pack(seqs)
+    with torch.inference_mode():
+        out = packed(ids.cuda(), cu.cuda())
+    cos = F.cosine_similarity(out.float().cpu(), ref, dim=-1)
+    assert cos.min().item() >= 0.999
+    # Backward through the CUDA path.
+    model.train()
+    out = packed(ids.cuda(), cu.cuda())
+    pool_packed(out, cu.cuda()).float().square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    # fp32 on CUDA falls back to the blocked SDPA path and matches transformers closely.
+    model32 = random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0).cuda()
+    with torch.inference_mode():
+        out32 = PackedModernBert(model32, attn_backend="auto" if backend != "varlen" else "sdpa")(ids.cuda(), cu.cuda())
+    assert (out32.cpu() - ref).abs().max().item() <= 1e-3

@@ -1035,7 +1035,8 @@ def sentence_transformer_for_modernbert(
     dtype
         Model dtype (``"float32"``, ``"bfloat16"``, ``"float16"``, ``"auto"``).
     normalize
-        Append a ``Normalize`` module (``None``: keep what the checkpoint has).
+        ``True``: append a ``Normalize`` module when the model has none. Otherwise the
+        checkpoint's modules are kept as they are.
     max_seq_length
         Truncation length; default ``min(max_position_embeddings, tokenizer max)``, and
         8,192 when the tokenizer sets no limit.

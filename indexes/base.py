@@ -13,6 +13,15 @@ class IndexFormatError(RuntimeError):
     """A stored index is missing, truncated, corrupted or of another format."""
 
 
+def claim_ids(position: dict[str, int], ids: list[str], start: int) -> None:
+    """Map new ``ids`` to positions ``start, start + 1, ...``; on a duplicate, undo and raise ValueError."""
+    for i, doc_id in enumerate(ids):
+        if position.setdefault(doc_id, start + i) != start + i:
+            for added in ids[:i]:
+                del position[added]
+            raise ValueError(f"document id {doc_id!r} is already in the index")
+
+
 @dataclass
 class SearchResult:
     """Hits for a batch of queries, best first; a query may get fewer than ``k`` hits."""

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from indexes import atomic
-from indexes.base import Index, IndexFormatError, SearchResult
+from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
 from indexes.single_vector import file_digest
 
 FORMAT = "faiss-multi-vector"
@@ -178,11 +178,7 @@ class MultiVectorIndex(Index):
                 raise ValueError(f"document {doc_id!r}: expected token embeddings of shape (n >= 1, {self.dim}), got {emb.shape}")
             tokens.append(emb)
         start = len(self.ids)
-        for i, doc_id in enumerate(ids):
-            if self._position.setdefault(doc_id, start + i) != start + i:
-                for added in ids[:i]:
-                    del self._position[added]
-                raise ValueError(f"document id {doc_id!r} is already in the index")
+        claim_ids(self._position, ids, start)
         self.ids.extend(ids)
         self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
         if self.codec is None:

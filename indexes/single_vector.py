@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from indexes import atomic
-from indexes.base import Index, IndexFormatError, SearchResult
+from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
 
 FORMAT = "faiss-single-vector"
 VERSION = 1
@@ -124,11 +124,7 @@ class FaissIndex(Index):
         if len(ids) != len(x):
             raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
         start = len(self.ids)
-        for i, doc_id in enumerate(ids):
-            if self._position.setdefault(doc_id, start + i) != start + i:
-                for added in ids[:i]:
-                    del self._position[added]
-                raise ValueError(f"document id {doc_id!r} is already in the index")
+        claim_ids(self._position, ids, start)
         self.ids.extend(ids)
         if self.index.is_trained:
             self.index.add(x)

@@ -369,18 +369,18 @@ class PackedModernBert(nn.Module):
         swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
         return torch.addcmul(swapped * signed_sin, qk, cos)
 
-    def _attn_global_sdpa(self, q, k, v, plan: _Plan, dropout: float, zero_row: int | None = None) -> torch.Tensor:
+    def _attn_global_sdpa(self, qk, v, plan: _Plan, dropout: float, zero_row: int | None = None) -> torch.Tensor:
         """Full attention within each sequence; returns ``(T, H*D)`` in stream order.
 
-        ``q``, ``k``, ``v`` are ``(rows, H, D)`` with stream token ``t`` at row
-        ``offset + t``; ``zero_row`` is a row of zeros (padding of gathered groups). With
-        ``zero_row=None`` they are exactly ``(T, H, D)`` and a zero row is appended when a
-        group needs one.
+        ``qk`` is ``(rows, 2, H, D)`` (rotated queries and keys), ``v`` is ``(rows, H, D)``,
+        with stream token ``t`` at row ``offset + t``; ``zero_row`` is a row of zeros that
+        pads gathered groups. With ``zero_row=None`` the rows are exactly the ``T`` tokens
+        and a zero row is appended when a group needs one.
         """
         H, D = self.num_heads, self.head_dim
         offset = 0
         if zero_row is None and any(g.rows is not None for g in plan.groups):
-            q, k, v = (F.pad(x, (0, 0, 0, 0, 0, 1)) for x in (q, k, v))
+            qk, v = F.pad(qk, (0, 0, 0, 0, 0, 0, 0, 1)), F.pad(v, (0, 0, 0, 0, 0, 1))
             zero_row = plan.total
         elif zero_row is not None:
             offset = self.half_window
@@ -388,15 +388,19 @@ class PackedModernBert(nn.Module):
         for g in plan.groups:
             if g.start is not None:
                 a, b = offset + g.start, offset + g.start + g.count * g.length
-                qg, kg, vg = (x[a:b].view(g.count, g.length, H, D).transpose(1, 2) for x in (q, k, v))
-                mask = None
+                qkg, vg, mask = qk[a:b], v[a:b], None
             else:
                 rows = torch.where(g.rows < 0, zero_row, g.rows + offset)
-                qg, kg, vg = (
-                    x.index_select(0, rows).view(g.count, g.length, H, D).transpose(1, 2) for x in (q, k, v)
-                )
-                mask = g.key_mask
-            o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=mask, dropout_p=dropout, scale=D**-0.5)
+                qkg, vg, mask = qk.index_select(0, rows), v.index_select(0, rows), g.key_mask
+            qkg = qkg.view(g.count, g.length, 2, H, D)
+            o = F.scaled_dot_product_attention(
+                qkg[:, :, 0].transpose(1, 2),
+                qkg[:, :, 1].transpose(1, 2),
+                vg.view(g.count, g.length, H, D).transpose(1, 2),
+                attn_mask=mask,
+                dropout_p=dropout,
+                scale=D**-0.5,
+            )
             outs.append(o.transpose(1, 2).reshape(g.count * g.length, H * D))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
         if plan.group_order is not None:
@@ -453,7 +457,7 @@ class PackedModernBert(nn.Module):
             if local:
                 o = self._attn_local_sdpa(q, k, v, plan, dropout)
             else:
-                o = self._attn_global_sdpa(q, k, v, plan, dropout)
+                o = self._attn_global_sdpa(qk, v, plan, dropout)
         else:
             o = self._attn_varlen(q, k, v, plan, local, backend, dropout)
         if self._dropout_active(attn.out_drop) or attn.Wo.bias is not None or type(attn.Wo) is not nn.Linear:
@@ -535,7 +539,7 @@ class PackedModernBert(nn.Module):
             o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=plan.band_mask, scale=D**-0.5)
             o = o.transpose(1, 2).reshape(nb * B, H * D)[:T]
         else:
-            o = self._attn_global_sdpa(ws["qk"][:, 0], ws["qk"][:, 1], ws["qkv"][:, 2], plan, 0.0, zero_row=0)
+            o = self._attn_global_sdpa(ws["qk"], ws["qkv"][:, 2], plan, 0.0, zero_row=0)
         h.addmm_(o, attn.Wo.weight.t())
         if attn.Wo.bias is not None:
             h.add_(attn.Wo.bias)

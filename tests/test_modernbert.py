@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from encoder.modernbert import (
     PackedModernBert,
     embed_corpus,
+    load_modernbert,
     packed_batches,
     pool_packed,
     random_modernbert,
@@ -249,6 +250,24 @@ def saved_checkpoint(tmp_path_factory, hf_model):
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(BASE / name, path / name)
     return path
+
+
+def test_load_modernbert_plain_and_masked_lm(hf_model, saved_checkpoint, tmp_path):
+    from transformers import ModernBertForMaskedLM
+
+    ids, cu = _pack(_ids([10, 70, 130], seed=11))
+    with torch.inference_mode():
+        ref = PackedModernBert(hf_model)(ids, cu)
+    packed = load_modernbert(saved_checkpoint, device="cpu")
+    assert packed.tokenizer is not None and not packed.training
+    with torch.inference_mode():
+        assert (packed(ids, cu) - ref).abs().max().item() <= 1e-6
+    mlm = ModernBertForMaskedLM(hf_model.config)
+    mlm.model.load_state_dict(hf_model.state_dict())
+    mlm.save_pretrained(tmp_path / "mlm")
+    packed = load_modernbert(tmp_path / "mlm", device="cpu", with_tokenizer=False)
+    with torch.inference_mode():
+        assert (packed(ids, cu) - ref).abs().max().item() <= 1e-6
 
 
 TEXTS = [

@@ -104,6 +104,7 @@ def test_trains_with_hard_negatives_and_writes_a_plain_sentence_transformers_mod
     assert set(result.scores) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
     assert 0 < result.scores_before["ndcg@10"] <= 1 and 0 < result.scores["ndcg@10"] <= 1
     assert result.mining["mined"] > 0 and result.mining["skipped_positive"] > 0
+    assert result.config["mini_batch_size_used"] == 0  # 8 rows x 4 texts x 64 tokens: the plain loss
 
     card = (out / "README.md").read_text(encoding="utf-8")
     for needle in ("Training with `retrieval.train_dpr`", "MultipleNegativesRankingLoss", "learning_rate",
@@ -163,6 +164,14 @@ def test_cached_loss_on_a_datasets_triplet_folder(tmp_path, minilm_dir):
     card = (tmp_path / "model" / "README.md").read_text()
     assert "CachedMultipleNegativesRankingLoss" in card and "mini-batch 4" in card
     assert "6 training queries held out" in card and result.steps == 1
+
+
+def test_auto_mini_batch_switches_to_the_cached_loss_for_big_steps():
+    from retrieval.train_dpr import auto_mini_batch_size
+
+    assert auto_mini_batch_size(32, 2, 256) == 0  # (query, positive) pairs: plain MultipleNegativesRankingLoss
+    assert auto_mini_batch_size(32, 7, 256) == 32  # 5 hard negatives: GradCache, 32 texts per forward pass
+    assert auto_mini_batch_size(64, 3, 512) == 16
 
 
 def test_random_modernbert_trains_loss_decreases_and_reloads_identically(tmp_path, subset):

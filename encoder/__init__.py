@@ -1,6 +1,8 @@
 """Encoders: text -> embeddings.
 
-``encoder.sentence`` embeds with any sentence-transformers model, batching by token budget.
+``encoder.sentence`` embeds with any sentence-transformers model, batching by token budget;
+``encoder.modernbert`` runs ModernBERT unpadded and packed (used automatically for ModernBERT
+checkpoints by ``load_model``).
 """
 
 from encoder.sentence import (
@@ -11,6 +13,7 @@ from encoder.sentence import (
     load_model,
     resolve_dtype,
     token_lengths,
+    use_packed_modernbert,
 )
 
 __all__ = [
@@ -21,4 +24,5 @@ __all__ = [
     "load_model",
     "resolve_dtype",
     "token_lengths",
+    "use_packed_modernbert",
 ]

@@ -998,7 +998,10 @@ def _make_packed_transformer_class():
             features["token_embeddings"] = packed.forward_padded(features["input_ids"], features.get("attention_mask"))
             return features
 
-    PackedModernBertTransformer.__module__ = __name__
+    # Saved as the plain module (modules.json "type"), so a checkpoint written through the packed path
+    # stays a plain sentence-transformers model: packing is how it runs, not what it is.
+    # encoder.load_model and load_colbert swap the packed module back in when they load one.
+    PackedModernBertTransformer.__module__ = Transformer.__module__
     PackedModernBertTransformer.__qualname__ = "PackedModernBertTransformer"
     return PackedModernBertTransformer
 

@@ -74,7 +74,8 @@ def load_model(
     """Load a sentence-transformers model by hub id or local folder.
 
     A plain HF encoder folder (no sentence-transformers config) gets mean pooling, as
-    sentence-transformers does. ``trust_remote_code`` stays off unless asked for.
+    sentence-transformers does. ModernBERT checkpoints run through the packed encoder
+    (:func:`use_packed_modernbert`). ``trust_remote_code`` stays off unless asked for.
 
     Raises
     ------
@@ -90,11 +91,31 @@ def load_model(
         model = SentenceTransformer(name, device=device, trust_remote_code=trust_remote_code)
     except Exception as exc:  # hub errors, missing files, bad configs: all end here
         raise ModelLoadError(f"could not load model {name!r}: {type(exc).__name__}: {exc}") from exc
+    use_packed_modernbert(model)
     if torch_dtype != torch.float32:
         model.to(torch_dtype)
     if max_length:
         model.max_seq_length = max_length
     model.eval()
+    return model
+
+
+def use_packed_modernbert(model, attn_backend: str = "auto"):
+    """Run a ModernBERT-based ``SentenceTransformer`` (or PyLate ColBERT) through the packed encoder.
+
+    Swaps the first module for :class:`encoder.modernbert.PackedModernBertTransformer`,
+    which shares its weights and tokenizer, saves the same files and trains (backward)
+    like the plain module; other models are returned unchanged.
+    """
+    from sentence_transformers.models import Transformer
+
+    first = model[0] if len(model) else None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    if isinstance(first, Transformer) and getattr(config, "model_type", None) == "modernbert":
+        from encoder.modernbert import PackedModernBertTransformer
+
+        if not isinstance(first, PackedModernBertTransformer):
+            model[0] = PackedModernBertTransformer.from_transformer(first, attn_backend=attn_backend)
     return model
 
 
@@ -109,24 +130,31 @@ def default_max_tokens(model) -> int:
     return 4096 if next(model.parameters()).dtype == torch.float32 else 16384
 
 
-def token_lengths(model, texts: list[str], role: str = "document") -> np.ndarray:
-    """Number of tokens of each text (prompt and special tokens included), before truncation."""
+def token_lengths(model, texts: list[str], role: str = "document", chunk: int = 2048) -> np.ndarray:
+    """Number of tokens of each text (prompt and special tokens included), before truncation.
+
+    Tokenizes ``chunk`` texts at a time: the ids of a whole long-document corpus (MLDR: 200,000
+    documents of thousands of tokens) would not fit in memory as Python lists.
+    """
     prompt = (model.prompts or {}).get(role) or ""
     tokenizer = model.tokenizer
+    out = np.empty(len(texts), dtype=np.int64)
     # Counting only: silence the "longer than the maximum" warning for each long text.
     verbosity = logging.getLogger("transformers.tokenization_utils_base").level
     logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
     try:
-        encoded = tokenizer(
-            [prompt + t for t in texts],
-            add_special_tokens=True,
-            truncation=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
+        for start in range(0, len(texts), chunk):
+            encoded = tokenizer(
+                [prompt + t for t in texts[start : start + chunk]],
+                add_special_tokens=True,
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            out[start : start + len(encoded)] = [len(ids) for ids in encoded]
     finally:
         logging.getLogger("transformers.tokenization_utils_base").setLevel(verbosity)
-    return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
+    return out
 
 
 def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch_size: int) -> list[np.ndarray]:

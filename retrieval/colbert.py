@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from encoder import default_model, resolve_dtype
+from encoder import default_model, resolve_dtype, use_packed_modernbert
 from indexes import MultiVectorIndex
 from retrieval.retriever import MODEL_DIR, Retriever
 
 
 def load_colbert(name: str | None = None, *, device: str | None = None, dtype: str = "auto", max_length: int | None = None,
                  query_length: int | None = None):
-    """A ``pylate.models.ColBERT`` by hub id or folder; a plain encoder gets PyLate's fresh 128-d projection."""
+    """A ``pylate.models.ColBERT`` by hub id or folder; a plain encoder gets PyLate's fresh 128-d projection.
+
+    ModernBERT-based models run through the packed encoder (:func:`encoder.use_packed_modernbert`).
+    """
     from pylate import models
 
     from encoder import ModelLoadError
@@ -31,7 +34,7 @@ def load_colbert(name: str | None = None, *, device: str | None = None, dtype: s
         model = models.ColBERT(name or default_model(), device=device, document_length=max_length, query_length=query_length)
     except Exception as exc:
         raise ModelLoadError(f"could not load ColBERT model {name!r}: {type(exc).__name__}: {exc}") from exc
-    return model.to(resolve_dtype(dtype, device)).eval()
+    return use_packed_modernbert(model).to(resolve_dtype(dtype, device)).eval()
 
 
 class ColbertRetriever(Retriever):

@@ -329,6 +329,35 @@ def test_sentence_transformers_checkpoint_roundtrip(saved_checkpoint, tmp_path):
     np.testing.assert_allclose(again.encode(TEXTS), plain.encode(TEXTS), atol=1e-4)
 
 
+def test_load_model_routes_modernbert_to_the_packed_encoder(saved_checkpoint, tmp_path):
+    """encoder.load_model (hence the Retriever, the DPR trainer, the harness) and load_colbert run ModernBERT
+    packed; what they save is a plain sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Transformer
+
+    from encoder import load_model
+    from retrieval.colbert import load_colbert
+
+    ours = load_model(str(saved_checkpoint), device="cpu")
+    assert type(ours[0]).__name__ == "PackedModernBertTransformer" and ours[0].packed is not None
+    ours.save(str(tmp_path / "st"))
+    modules = json.loads((tmp_path / "st" / "modules.json").read_text())
+    assert modules[0]["type"] == "sentence_transformers.models.Transformer"
+    plain = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    assert type(plain[0]) is Transformer
+    np.testing.assert_allclose(ours.encode(TEXTS), plain.encode(TEXTS), atol=1e-4)
+    assert type(load_model(str(tmp_path / "st"), device="cpu")[0]).__name__ == "PackedModernBertTransformer"
+    from pylate import models
+
+    torch.manual_seed(0)  # the same fresh projection for both
+    colbert = load_colbert(str(saved_checkpoint), device="cpu", dtype="float32", max_length=64)
+    assert type(colbert[0]).__name__ == "PackedModernBertTransformer" and colbert[0].packed is not None
+    torch.manual_seed(0)
+    plain_colbert = models.ColBERT(str(saved_checkpoint), device="cpu", document_length=64)
+    for a, b in zip(colbert.encode(TEXTS, is_query=False), plain_colbert.encode(TEXTS, is_query=False)):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_full_base_config_moderate_length():
     model = random_modernbert(BASE, seed=7)  # all 22 layers
     seqs = _ids([37, 300, 520], seed=8)

@@ -6,6 +6,12 @@ top 100 per query (a document sharing the query's id is never returned, as in BE
 MTEB) and scores the run with pytrec_eval through beir: nDCG@10, Recall@100, MRR@10,
 MAP@100.
 
+This is the one evaluation harness of the toolkit: ``evaluation.mldr`` and
+``evaluation.codesearch`` only supply a :class:`Source` (a loaded split) and their own
+dataset flags, and reuse :func:`evaluate_source`, the model flags
+(:func:`add_model_arguments`), the cache, the scoring and :func:`run` (errors, table,
+atomic JSON). Every run reports how many documents were truncated at the length used.
+
 Examples
 --------
 >>> from evaluation.beir import evaluate                          # doctest: +SKIP
@@ -17,23 +23,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from encoder import ModelLoadError, default_model, load_model
-from evaluation.data import DATA_DIR_ENV, DataError, find_dataset, load_beir
+from encoder import ModelLoadError, default_model, load_model, token_lengths
+from evaluation.data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from indexes import IndexFormatError, atomic
 from retrieval import ColbertRetriever, Retriever
+from retrieval.retriever import as_document
 
 logger = logging.getLogger("evaluation.beir")
 
 TOP_K = 100
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+COLBERT_SEED = 42
 
 
 def retrieve(retriever: Retriever, query_ids: list[str], query_embeddings: np.ndarray, k: int = TOP_K) -> dict:
@@ -70,19 +81,28 @@ def model_fingerprint(name: str, model) -> str:
     return h.hexdigest()[:16]
 
 
-def corpus_embeddings(retriever: Retriever, data_path: Path, documents: list[dict], cache_dir: Path | None):
+def corpus_fingerprint(documents: list[dict]) -> str:
+    """Hash of every document's id, title and text: the cache identity of a corpus that is not one file."""
+    h = hashlib.sha256()
+    for d in documents:
+        h.update(f"{d['id']}\x00{d.get('title', '')}\x00{d['text']}\x00".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:20]
+
+
+def corpus_embeddings(retriever: Retriever, documents: list[dict], cache_dir, *, name: str, corpus_key: str | None = None):
     """Embed the corpus, or read the embeddings a previous run stored in ``cache_dir``.
 
-    Single vectors are one array; ColBERT token vectors are stored back to back with their counts.
+    ``corpus_key`` identifies the corpus cheaply (a file's path, size and time); without it the
+    texts are hashed. Single vectors are one array; ColBERT token vectors are stored back to back
+    with their counts.
     """
     if cache_dir is None:
         return retriever.embed_documents(documents)
-    corpus_file = data_path / "corpus.jsonl"
-    st = corpus_file.stat()
-    key = hashlib.sha256(
-        f"{corpus_file.resolve()}:{st.st_size}:{st.st_mtime_ns}:{model_fingerprint(retriever.model_name, retriever.model)}".encode()
-    ).hexdigest()[:20]
-    path = Path(cache_dir) / f"{data_path.name}-{retriever.kind}-{key}.npz"
+    corpus_key = corpus_key or corpus_fingerprint(documents)
+    # the document length joins the key: ColBERT's is not the model's max_seq_length
+    fingerprint = f"{model_fingerprint(retriever.model_name, retriever.model)}:{retriever.max_length()}"
+    key = hashlib.sha256(f"{corpus_key}:{fingerprint}".encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"{name}-{retriever.kind}-{key}.npz"
     if path.is_file():
         with np.load(path) as stored:
             if "lengths" in stored:
@@ -100,7 +120,88 @@ def corpus_embeddings(retriever: Retriever, data_path: Path, documents: list[dic
     else:
         np.savez(tmp, embeddings=emb)
     tmp.replace(path)
+    logger.info("corpus embeddings cached in %s", path)
     return emb
+
+
+@dataclass
+class Source:
+    """One loaded split for :func:`evaluate_source`, whatever harness loaded it.
+
+    ``corpus_key`` identifies the corpus for the embedding cache (``None``: a hash of the
+    texts); ``cache_name`` starts the cached file's name; ``info`` adds fields to the result
+    (where the data came from, its language ...).
+    """
+
+    dataset: str
+    split: str
+    data: BeirData
+    corpus_key: str | None = None
+    cache_name: str | None = None
+    info: dict = field(default_factory=dict)
+
+
+def beir_source(dataset: str = "scifact", data_dir: str | Path | None = None, split: str = "test") -> Source:
+    """The BEIR-layout folder ``data_dir/dataset`` (downloaded when absent and online), one split loaded."""
+    data_path = find_dataset(dataset, data_dir)
+    data = load_beir(data_path, split)
+    corpus_file = data_path / "corpus.jsonl"
+    st = corpus_file.stat()
+    return Source(dataset, split, data, corpus_key=f"{corpus_file.resolve()}:{st.st_size}:{st.st_mtime_ns}",
+                  cache_name=data_path.name)
+
+
+def model_limits(retriever: Retriever) -> tuple[int, int]:
+    """``(own, positions)``: the model's own maximum document length and the most its positions take.
+
+    Own: a dense model's ``max_seq_length`` (all-MiniLM-L6-v2: 256), a ColBERT model's
+    ``document_length``. Positions: the encoder's position embeddings (BERT 512, ModernBERT
+    8,192; RoBERTa-like models lose the padding offset). The tokenizer's ``model_max_length``
+    is no guide: sentence-transformers sets it to ``max_seq_length``.
+    """
+    own = int(retriever.max_length())
+    config = getattr(getattr(retriever.model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions:
+        return own, own
+    if "roberta" in str(getattr(config, "model_type", "")):  # position ids start after the padding index
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return min(own, positions), int(positions)
+
+
+def choose_max_length(requested: int | None, own: int, positions: int) -> tuple[int, str]:
+    """The document length to encode at, and a note when it is not simply the one asked for.
+
+    A request the positions allow is honoured, even beyond the model's own limit (ModernBERT
+    fine-tuned at 512 and run at 8,192, as in its paper); a longer one falls back to the
+    model's own limit, said loudly, never silently to some other cap.
+    """
+    if requested is None:
+        return own, ""
+    if requested < 1:
+        raise ValueError(f"--max-length must be positive, not {requested}")
+    if requested <= positions:
+        return requested, "" if requested <= own else f"beyond the model's own {own}"
+    return own, f"--max-length {requested} is more than the model's {positions} positions: its own limit {own} used"
+
+
+def set_max_length(retriever: Retriever, length: int) -> None:
+    if retriever.kind == "colbert":
+        retriever.model.document_length = length
+    else:
+        retriever.model.max_seq_length = length
+
+
+def document_token_lengths(retriever: Retriever, texts: list[str], show_progress: bool = True, chunk: int = 2048) -> np.ndarray:
+    """Tokens of each document as the model sees it before truncation (special tokens and prompt or ColBERT prefix included)."""
+    extra = 1 if retriever.kind == "colbert" and getattr(retriever.model, "document_prefix_id", None) is not None else 0
+    out = np.empty(len(texts), dtype=np.int64)
+    with tqdm(total=len(texts), desc="count document tokens", unit="doc", disable=not show_progress) as bar:
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            out[start : start + len(part)] = token_lengths(retriever.model, part, "document") + extra
+            bar.update(len(part))
+    return out
 
 
 def evaluate(
@@ -108,6 +209,18 @@ def evaluate(
     *,
     data_dir: str | Path | None = None,
     split: str = "test",
+    **settings,
+) -> dict:
+    """Run one BEIR evaluation and return the result record (see the module docstring).
+
+    ``settings`` are those of :func:`evaluate_source`.
+    """
+    return evaluate_source(beir_source(dataset, data_dir, split), **settings)
+
+
+def evaluate_source(
+    source: Source,
+    *,
     model=None,
     index: str = "Flat",
     search_params: str | None = None,
@@ -120,32 +233,45 @@ def evaluate(
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> dict:
-    """Run one BEIR evaluation and return the result record (see the module docstring).
+    """Evaluate one loaded split and return the result record.
 
     ``model`` is a hub id, a local path or a loaded ``SentenceTransformer`` (a PyLate
     ``ColBERT`` with ``multi_vector=True``, which indexes token vectors in
     :class:`indexes.MultiVectorIndex` with ``nbits`` per dimension; ``index`` is then ignored).
+    ``max_length`` caps the tokens per document (see :func:`choose_max_length`); a loaded model
+    gets its own length back afterwards. The record's ``truncation`` says how many documents
+    were longer than the length used.
     """
-    data_path = find_dataset(dataset, data_dir)
-    data = load_beir(data_path, split)
+    data = source.data
     settings = dict(device=device, dtype=dtype, show_progress=show_progress)
     if multi_vector:
-        retriever = ColbertRetriever(model, nbits=nbits, document_length=max_length, **settings,
-                                     batch_size=batch_size or ColbertRetriever.batch_size_default)
+        # a plain encoder gets PyLate's random projection: seeded as indexes.bench seeds it, so runs repeat
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(COLBERT_SEED)
+            retriever = ColbertRetriever(model, nbits=nbits, **settings, batch_size=batch_size or ColbertRetriever.batch_size_default)
         retriever.index.set_search_params(search_params)
         index = f"multi-vector nbits={nbits}"
     else:
         if model is None or isinstance(model, (str, Path)):
-            model = load_model(model or default_model(), device=device, dtype=dtype, max_length=max_length)
+            model = load_model(model or default_model(), device=device, dtype=dtype)
         retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
                               batch_size=batch_size or Retriever.batch_size_default)
 
-    documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
-    query_ids = list(data.queries)
-    start = time.perf_counter()
-    doc_emb = corpus_embeddings(retriever, data_path, documents, cache_dir)
-    query_emb = retriever.embed_queries([data.queries[q] for q in query_ids])
-    encode_seconds = time.perf_counter() - start
+    own, positions = model_limits(retriever)
+    used, note = choose_max_length(max_length, own, positions)
+    original = retriever.max_length()
+    set_max_length(retriever, used)
+    try:
+        documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
+        lengths = document_token_lengths(retriever, [as_document(d, "").full_text for d in documents], show_progress)
+        query_ids = list(data.queries)
+        start = time.perf_counter()
+        doc_emb = corpus_embeddings(retriever, documents, cache_dir, name=source.cache_name or source.dataset,
+                                    corpus_key=source.corpus_key)
+        query_emb = retriever.embed_queries([data.queries[q] for q in query_ids])
+        encode_seconds = time.perf_counter() - start
+    finally:
+        set_max_length(retriever, original)  # a caller's loaded model keeps its own length
 
     start = time.perf_counter()
     retriever.add(documents, embeddings=doc_emb)
@@ -157,8 +283,9 @@ def evaluate(
     search_seconds = time.perf_counter() - start
 
     return {
-        "dataset": dataset,
-        "split": split,
+        "dataset": source.dataset,
+        "split": source.split,
+        **source.info,
         "model": retriever.model_name,
         "index": index,
         "num_queries": len(query_ids),
@@ -168,9 +295,27 @@ def evaluate(
         "search_seconds": round(search_seconds, 3),
         "search_params": retriever.index.search_params,
         "dtype": str(next(retriever.model.parameters()).dtype).removeprefix("torch."),
+        "truncation": {
+            "max_length": used,
+            "requested_max_length": max_length,
+            "model_max_length": own,
+            "position_limit": positions,
+            "documents_truncated": int((lengths > used).sum()),
+            "longest_document_tokens": int(lengths.max()) if len(lengths) else 0,
+            "note": note,
+        },
         "warnings": data.warnings,
         "metrics": score(data.qrels, results),
     }
+
+
+def format_truncation(result: dict) -> str:
+    t = result["truncation"]
+    note = f" ({t['note']})" if t["note"] else ""
+    return (
+        f"documents encoded at up to {t['max_length']} tokens{note}: {t['documents_truncated']:,} of "
+        f"{result['num_docs']:,} truncated (longest {t['longest_document_tokens']:,} tokens)"
+    )
 
 
 def format_table(result: dict) -> str:
@@ -178,7 +323,33 @@ def format_table(result: dict) -> str:
         f"{result['dataset']} ({result['split']}): {result['num_queries']} queries, {result['num_docs']} documents, "
         f"index {result['index']}, encode {result['encode_seconds']:.1f}s, search {result['search_seconds']:.2f}s"
     )
-    return "\n".join([head] + [f"{name:<12}{result['metrics'][name]:.5f}" for name in METRICS])
+    lines = [head] + ([format_truncation(result)] if "truncation" in result else [])
+    return "\n".join(lines + [f"{name:<12}{result['metrics'][name]:.5f}" for name in METRICS])
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int | None = None) -> None:
+    """The flags every harness shares: model, index, encoding, cache and output."""
+    p.add_argument("--model", default=None, help="sentence-transformers hub id or local folder (default: the offline all-MiniLM-L6-v2)")
+    p.add_argument("--index", default="Flat", help='FAISS factory string, e.g. Flat (exact, default), HNSW32, "IVF64,Flat"')
+    p.add_argument("--search-params", default=None, help='FAISS search parameters, e.g. "nprobe=32" or "efSearch=256"; with --multi-vector "nprobe=8,rerank=256" (default: accurate presets)')
+    p.add_argument("--batch-size", type=int, default=None, help="maximum texts per encoding batch (default: 256 dense, also capped by a token budget; 32 ColBERT)")
+    p.add_argument("--multi-vector", action="store_true", help="ColBERT: --model is a PyLate ColBERT model (a plain encoder gets an untrained projection); token vectors go into the multi-vector FAISS index")
+    p.add_argument("--nbits", type=int, default=4, choices=[4, 6, 8, 16], help="--multi-vector: bits per stored dimension (16 = fp16; default 4)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"], help="model weights dtype; auto = bf16 where the hardware runs it natively (default: float32, the published setting)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    default_text = max_length_default or "the model's own"
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=max_length_default,
+        help=f"maximum tokens per document, dense models: per query too (default: {default_text}); "
+        "honoured up to the model's position embeddings, even beyond its own limit; a longer request falls back to "
+        "the model's own limit (all-MiniLM-L6-v2: 256) and the output says so. The output and the JSON count the "
+        "documents truncated at the length used",
+    )
+    p.add_argument("--cache-dir", default=None, help="reuse corpus embeddings stored here by an earlier run with the same model, length and corpus")
+    p.add_argument("--output", default=None, help="write the result as JSON to this file (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,42 +365,36 @@ def build_parser() -> argparse.ArgumentParser:
         "a missing dataset is downloaded there with beir's downloader when the network works",
     )
     p.add_argument("--split", default="test", help="qrels split to evaluate: qrels/<split>.tsv (default: test)")
-    p.add_argument("--model", default=None, help="sentence-transformers hub id or local folder (default: the offline all-MiniLM-L6-v2)")
-    p.add_argument("--index", default="Flat", help='FAISS factory string, e.g. Flat (exact, default), HNSW32, "IVF64,Flat"')
-    p.add_argument("--search-params", default=None, help='FAISS search parameters, e.g. "nprobe=32" or "efSearch=256"; with --multi-vector "nprobe=8,rerank=256" (default: accurate presets)')
-    p.add_argument("--batch-size", type=int, default=None, help="maximum texts per encoding batch (default: 256 dense, also capped by a token budget; 32 ColBERT)")
-    p.add_argument("--multi-vector", action="store_true", help="ColBERT: --model is a PyLate ColBERT model (a plain encoder gets an untrained projection); token vectors go into the multi-vector FAISS index")
-    p.add_argument("--nbits", type=int, default=4, choices=[4, 6, 8, 16], help="--multi-vector: bits per stored dimension (16 = fp16; default 4)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"], help="model weights dtype; auto = bf16 where the hardware runs it natively (default: float32, the published setting)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--max-length", type=int, default=None, help="maximum tokens per text (default: the model's own)")
-    p.add_argument("--cache-dir", default=None, help="reuse corpus embeddings stored here by an earlier run with the same model and corpus")
-    p.add_argument("--output", default=None, help="write the result as JSON to this file (atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_arguments(p)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def settings_from(args: argparse.Namespace) -> dict:
+    """:func:`evaluate_source` keyword arguments from the flags of :func:`add_model_arguments`."""
+    return dict(
+        model=args.model,
+        index=args.index,
+        search_params=args.search_params,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        multi_vector=args.multi_vector,
+        nbits=args.nbits,
+        cache_dir=args.cache_dir,
+        show_progress=not args.quiet,
+    )
+
+
+def run(args: argparse.Namespace, load: Callable[[], Source]) -> int:
+    """A harness's command: load, evaluate, print the table, write the JSON; bad input is ``error: ...`` and exit 2.
+
+    The JSON is written atomically and only after a complete run, so a failure never leaves one.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("evaluation").setLevel(logging.INFO)
     try:
-        result = evaluate(
-            args.dataset,
-            data_dir=args.data_dir,
-            split=args.split,
-            model=args.model,
-            index=args.index,
-            search_params=args.search_params,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            multi_vector=args.multi_vector,
-            nbits=args.nbits,
-            cache_dir=args.cache_dir,
-            show_progress=not args.quiet,
-        )
+        result = evaluate_source(load(), **settings_from(args))
     except (DataError, ModelLoadError, IndexFormatError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -238,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         path = atomic.write_json(args.output, result)
         print(f"results written to {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args, lambda: beir_source(args.dataset, args.data_dir, args.split))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""BEIR-layout datasets: find or download them, check them, load them with beir's loader.
+"""Evaluation data: find, check and load it as one :class:`BeirData` whatever its source.
 
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
 (``_id``, ``text``) and ``qrels/<split>.tsv`` (``query-id corpus-id score``, header line).
 beir's ``GenericDataLoader`` reads them but stops at the first bad line with a bare
 ``JSONDecodeError`` and a ``KeyError`` on qrels naming unknown queries; this module checks
 every line first (file and line number in the message) and drops qrels with unknown ids
-with a counted warning.
+with a counted warning (:func:`join_judgments`, shared by every loader).
+
+Hub datasets (MLDR, CoIR) are read through ``datasets`` by :func:`load_split`, from the hub
+or from a local copy of the repository; :func:`columns` reads their rows and names the file
+and row of a bad one.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import logging
 import os
@@ -76,11 +81,14 @@ def find_dataset(name: str, data_dir: str | Path | None = None, download: bool =
 
 
 def check_jsonl(path: Path, required: tuple[str, ...]) -> int:
-    """Raise :class:`DataError` at the first line that is not a JSON object with ``required`` fields; return the count."""
+    """Raise :class:`DataError` at the first line that is not a JSON object with ``required`` fields; return the count.
+
+    ``.gz`` files are read through gzip.
+    """
     if not path.is_file():
         raise DataError(f"{path} is missing")
     count = 0
-    with open(path, "rb") as f:
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
         for line_no, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")
@@ -153,10 +161,26 @@ def load_beir(path: str | Path, split: str = "test") -> BeirData:
     corpus = {str(k): v for k, v in loader.corpus.items()}
     queries = {str(k): v for k, v in loader.queries.items()}
 
+    return join_judgments(corpus, queries, loader.qrels, qrels_name=str(qrels_file), queries_name=query_file.name,
+                          corpus_name=corpus_file.name)
+
+
+def join_judgments(corpus: dict, queries: dict, judgments: dict, *, qrels_name: str, queries_name: str,
+                   corpus_name: str) -> BeirData:
+    """A :class:`BeirData` of the judgments whose query and document are known, the others counted in warnings.
+
+    Every loader ends here (BEIR files, hub datasets), so unknown ids read the same whatever the source;
+    the ``*_name`` arguments say where each part came from in the messages.
+
+    Raises
+    ------
+    DataError
+        No judgment names a known query and document.
+    """
     warnings = []
     qrels: dict[str, dict[str, int]] = {}
     unknown_queries, unknown_docs = set(), 0
-    for qid, judged in loader.qrels.items():
+    for qid, judged in judgments.items():
         if qid not in queries:
             unknown_queries.add(qid)
             continue
@@ -165,11 +189,101 @@ def load_beir(path: str | Path, split: str = "test") -> BeirData:
         if known:
             qrels[qid] = known
     if unknown_queries:
-        warnings.append(f"{qrels_file}: skipped judgments of {len(unknown_queries)} query ids not in {query_file.name}")
+        warnings.append(f"{qrels_name}: skipped judgments of {len(unknown_queries)} query ids not in {queries_name}")
     if unknown_docs:
-        warnings.append(f"{qrels_file}: skipped {unknown_docs} judgments naming corpus ids not in {corpus_file.name}")
+        warnings.append(f"{qrels_name}: skipped {unknown_docs} judgments naming corpus ids not in {corpus_name}")
     for w in warnings:
         logger.warning(w)
     if not qrels:
-        raise DataError(f"{qrels_file}: no judgment names a known query and document: nothing to evaluate")
+        raise DataError(f"{qrels_name}: no judgment names a known query and document: nothing to evaluate")
     return BeirData(corpus=corpus, queries={qid: queries[qid] for qid in qrels}, qrels=qrels, warnings=warnings)
+
+
+@dataclass
+class Split:
+    """One split read through ``datasets``: its rows and the files they came from."""
+
+    rows: object  # datasets.Dataset
+    files: list[str]
+    label: str
+    jsonl: bool = False
+
+    def where(self, row: int | None = None) -> str:
+        """``file:line`` (JSON lines) or ``file row N`` for a row of a one-file split; the label and row otherwise."""
+        if row is None:
+            return self.files[0] if len(self.files) == 1 else self.label
+        if len(self.files) == 1:
+            return f"{self.files[0]}:{row + 1}" if self.jsonl else f"{self.files[0]} row {row + 1}"
+        return f"{self.label} row {row + 1}"
+
+
+def load_split(path: str, name: str | None, split: str, *, data_files=None, cache_dir: str | Path | None = None,
+               label: str | None = None, show_progress: bool = True) -> Split:
+    """One split through ``datasets``: a hub id, a local copy of a hub repository, or data files.
+
+    ``path`` and ``name`` are what ``datasets.load_dataset`` takes (``"json"`` with ``data_files``
+    reads JSON lines files, ``hf://`` paths included). Every failure becomes a :class:`DataError`
+    that names the repository, configuration and split, and for local JSON lines files the line.
+    """
+    import datasets
+
+    label = label or (f"{path} (config {name!r})" if name else str(path))
+    try:
+        builder = datasets.load_dataset_builder(path, name, data_files=data_files, cache_dir=cache_dir)
+    except ValueError as exc:  # an unknown configuration lists the available ones
+        raise DataError(f"{label}: {exc}") from None
+    except Exception as exc:  # missing folder or files, hub errors
+        raise DataError(f"{label}: cannot read it: {type(exc).__name__}: {exc}") from None
+    files = {str(k): [str(f) for f in v] for k, v in (builder.config.data_files or {}).items()}
+    if split not in files:
+        raise DataError(f"split {split!r} not found in {label} (available splits: {', '.join(sorted(files)) or 'none'})")
+    jsonl = all(f.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")) for f in files[split])
+    bars = datasets.is_progress_bar_enabled()
+    if not show_progress:
+        datasets.disable_progress_bars()
+    try:
+        builder.download_and_prepare()
+        rows = builder.as_dataset(split=split)
+    except Exception as exc:
+        for f in (Path(f) for f in files[split]):  # datasets names neither file nor line: find them
+            if f.is_file() and jsonl:
+                check_jsonl(f, ())
+            elif f.is_file() and f.suffix == ".parquet" and _parquet_rows(f) == 0:
+                raise DataError(f"{f} is empty") from None
+        cause = exc.__cause__ or exc
+        raise DataError(f"{label}: cannot read split {split!r} ({', '.join(files[split])}): {type(cause).__name__}: {cause}") from None
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    return Split(rows=rows, files=files[split], label=f"{label} split {split!r}", jsonl=jsonl)
+
+
+def _parquet_rows(path: Path) -> int | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # not parquet at all: the caller reports datasets' own error
+        return None
+
+
+def columns(split: Split, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, list]:
+    """The named columns as Python lists; no rows or a missing required column is a :class:`DataError`."""
+    if split.rows.num_rows == 0:
+        raise DataError(f"{split.where()} is empty")
+    names = split.rows.column_names
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(f"{split.where()}: missing field(s) {', '.join(missing)} (fields: {', '.join(names)})")
+    table = split.rows.with_format("arrow")
+    return {c: table[c].to_pylist() for c in (*required, *optional) if c in names}
+
+
+def check_strings(split: Split, values: list, field: str, *, empty_ok: bool = False) -> None:
+    """Raise :class:`DataError` at the first row whose ``field`` is missing, not a string or (unless ``empty_ok``) empty."""
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            what = "missing" if value is None else f"not a string ({type(value).__name__})"
+            raise DataError(f"{split.where(i)}: field {field} is {what}")
+        if not empty_ok and not value.strip():
+            raise DataError(f"{split.where(i)}: field {field} is empty")

@@ -71,6 +71,14 @@ def as_document(item, auto_id: str) -> Document:
     raise ValueError(f"cannot read a document from {type(item).__name__}: give a str, (id, text) or a dict with 'text'")
 
 
+def live_ids(index) -> list[str]:
+    """Ids of the documents an index returns, in its order (``MultiVectorIndex.delete`` leaves tombstones in ``ids``)."""
+    deleted = getattr(index, "deleted", None)
+    if deleted is None or not len(deleted) or not deleted.any():
+        return list(index.ids)
+    return [doc_id for doc_id, gone in zip(index.ids, deleted) if not gone]
+
+
 def model_reference(model) -> str:
     """The hub id or path a loaded ``SentenceTransformer`` came from, as stored with a saved index."""
     first = model[0]
@@ -182,6 +190,19 @@ class Retriever:
             raise ValueError(f"{len(embeddings)} embeddings for {len(added)} documents")
         return added
 
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove documents by id, where the index supports it (:class:`indexes.MultiVectorIndex`).
+
+        Raises ``KeyError`` for an unknown id and ``TypeError`` for an index without delete,
+        before changing anything.
+        """
+        if not hasattr(self.index, "delete"):
+            raise TypeError(f"{type(self.index).__name__} cannot delete documents; build a new retriever without them")
+        ids = [str(i) for i in ids]
+        self.index.delete(ids)
+        for doc_id in ids:
+            del self.documents[doc_id]
+
     def search_by_vector(self, query_embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         result = self.index.search(query_embeddings, k)
         return [
@@ -219,7 +240,7 @@ class Retriever:
                 "num_documents": len(self.documents),
             }
             atomic.write_json(tmp / CONFIG_FILE, config)
-            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.ids)
+            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in live_ids(self.index))
             atomic.write_text(tmp / DOCUMENTS_FILE, "".join(lines))
         return path
 
@@ -260,7 +281,7 @@ class Retriever:
                 except (json.JSONDecodeError, TypeError) as exc:
                     raise IndexFormatError(f"{docs_path}:{line_no}: corrupted document record: {exc}") from exc
                 self.documents[doc.id] = doc
-        if list(self.documents) != index.ids:
+        if list(self.documents) != live_ids(index):
             raise IndexFormatError(f"{docs_path} lists {len(self.documents)} documents, the index {len(index)}")
         return self
 

@@ -1,0 +1,428 @@
+"""Language structure of source files, and chunks of them that fit a model.
+
+A :class:`Language` turns the text of a file into :class:`Unit` s, the pieces a reader
+names: Python functions, methods, classes and the module (by the stdlib ``ast``),
+Markdown sections (by their headings). Each unit has exact 1-based line numbers, its
+docstring and its code with that docstring removed. Languages are found by file
+extension in a small registry (:func:`register`, :func:`language_for`); any other text
+file is :data:`PLAIN_TEXT`, one unit that the chunker cuts into line windows.
+
+:func:`chunk_files` cuts files into :class:`Chunk` s for indexing. A unit with children
+(a module, a class) is replaced by its children and the lines between them (imports, a
+class's own header and docstring), so every definition is its own chunk and every
+non-blank line is in exactly one chunk. A chunk over the model's length (counted with
+the model's own tokenizer, as embedded: ``title + " " + text``) is cut by lines, a
+single over-long line by characters. Token counts come in large batches from a
+``count_tokens`` callable, so a whole repository costs a few tokenizer passes.
+
+Examples
+--------
+>>> from retrieval.code import language_for
+>>> units = language_for("m.py").units('def f(x):\\n    "Double x."\\n    return 2 * x\\n')
+>>> [(u.kind, u.name, u.start, u.end, u.docstring) for u in units[0].children]
+[('function', 'f', 1, 3, 'Double x.')]
+>>> units[0].children[0].code
+'def f(x):\\n    return 2 * x'
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+import re
+import textwrap
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import PurePath
+from typing import Protocol
+
+import numpy as np
+
+CountTokens = Callable[[list[str]], Sequence[int]]
+"""Tokens of each text as the model embeds it (special tokens included)."""
+
+COUNT_BATCH = 2048  # texts per tokenizer call: large enough to be cheap, small enough to bound memory
+
+
+class UnparsableError(ValueError):
+    """A language could not read a file (a Python syntax error); callers fall back to plain text."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A named piece of a file.
+
+    Attributes
+    ----------
+    kind
+        ``"module"``, ``"class"``, ``"function"``, ``"method"``, ``"section"`` or ``"text"``.
+    name
+        Qualified name: ``"Retriever.add"``, ``"Set up > Tests"``; ``""`` for a module.
+    start, end
+        First and last line, 1-based and inclusive (a definition starts at its first decorator).
+    docstring
+        The unit's own docstring, cleaned (``inspect.cleandoc``); ``""`` if none.
+    code
+        The unit's lines with its own docstring removed, dedented.
+    children
+        Units inside this one, in order, not overlapping (a class's methods).
+    """
+
+    kind: str
+    name: str
+    start: int
+    end: int
+    docstring: str = ""
+    code: str = ""
+    children: tuple[Unit, ...] = ()
+
+
+class Language(Protocol):
+    """What a language plug-in provides: a name, its file extensions, and its units."""
+
+    name: str
+    extensions: tuple[str, ...]
+
+    def units(self, text: str) -> list[Unit]:
+        """Top-level units of a file, in order, not overlapping; raise :class:`UnparsableError` if unreadable."""
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as Python's tokenizer numbers them: only ``\\n``, ``\\r\\n`` and ``\\r`` end a line.
+
+    ``str.splitlines`` also splits at form feeds and other separators, which would shift
+    every line number after them.
+    """
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _byte_prefix(line: str, col: int) -> str:
+    """``line`` up to byte column ``col`` (``ast`` columns count UTF-8 bytes)."""
+    return line.encode("utf-8")[:col].decode("utf-8", errors="replace")
+
+
+def _byte_suffix(line: str, col: int) -> str:
+    return line.encode("utf-8")[col:].decode("utf-8", errors="replace")
+
+
+class PythonLanguage:
+    """Python by the stdlib ``ast``: the module, classes, functions and methods.
+
+    Definitions inside module- or class-level ``if``/``try``/``with`` blocks (platform
+    branches) count as definitions of that level; functions nested in functions stay part
+    of their parent.
+    """
+
+    name = "python"
+    extensions = (".py", ".pyi", ".pyw")
+
+    def units(self, text: str) -> list[Unit]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences in old code
+                tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            raise UnparsableError(f"not valid Python: {exc}") from exc
+        lines = split_lines(text)
+        if not lines:
+            return []
+        children = tuple(self._definitions(tree.body, lines, "", in_class=False))
+        docstring, code = self._docstring_and_code(tree.body, lines, 1, len(lines), dedent=False)
+        return [Unit("module", "", 1, len(lines), docstring, code, children)]
+
+    def _definitions(self, body: list[ast.stmt], lines: list[str], prefix: str, in_class: bool) -> Iterable[Unit]:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                qualname = prefix + node.name
+                docstring, code = self._docstring_and_code(node.body, lines, start, node.end_lineno)
+                if isinstance(node, ast.ClassDef):
+                    children = tuple(self._definitions(node.body, lines, qualname + ".", in_class=True))
+                    yield Unit("class", qualname, start, node.end_lineno, docstring, code, children)
+                else:
+                    yield Unit("method" if in_class else "function", qualname, start, node.end_lineno, docstring, code)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, getattr(ast, "TryStar", ast.Try))):
+                blocks = [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
+                blocks += [handler.body for handler in getattr(node, "handlers", [])]
+                inner = sorted((s for block in blocks for s in block), key=lambda s: s.lineno)
+                yield from self._definitions(inner, lines, prefix, in_class)
+
+    @staticmethod
+    def _docstring_and_code(body: list[ast.stmt], lines: list[str], start: int, end: int, dedent: bool = True) -> tuple[str, str]:
+        """The cleaned docstring opening ``body`` and lines ``start..end`` without it."""
+        first = body[0] if body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+            code = "\n".join(lines[start - 1 : end])
+            return "", textwrap.dedent(code) if dedent else code
+        docstring = inspect.cleandoc(first.value.value)
+        # Keep whatever shares a line with the docstring (``def f(): "doc"``), drop lines left blank.
+        after = _byte_suffix(lines[first.end_lineno - 1], first.end_col_offset).lstrip().removeprefix(";").lstrip()
+        rest = (_byte_prefix(lines[first.lineno - 1], first.col_offset) + after).rstrip()
+        kept = lines[start - 1 : first.lineno - 1] + ([rest] if rest.strip() else []) + lines[first.end_lineno : end]
+        code = "\n".join(kept)
+        return docstring, textwrap.dedent(code) if dedent else code
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+
+
+class MarkdownLanguage:
+    """Markdown sections: each ATX (``## Title``) or setext heading starts one; fenced code is skipped.
+
+    A section runs to the next heading of any level; its name is the path of headings
+    above it (``"Set up > Tests"``). Text before the first heading is a section named ``""``.
+    """
+
+    name = "markdown"
+    extensions = (".md", ".markdown", ".mdx")
+
+    def units(self, text: str) -> list[Unit]:
+        lines = split_lines(text)
+        headings: list[tuple[int, int, str]] = []  # (line, level, title)
+        fence = None
+        paragraph = False  # the previous line is paragraph text (a setext heading's title)
+        for number, line in enumerate(lines, 1):
+            if fence:
+                stripped = line.strip()
+                if len(line) - len(line.lstrip(" ")) < 4 and stripped.startswith(fence) and not stripped.strip(fence[0]):
+                    fence = None
+                continue
+            if match := _FENCE.match(line):
+                fence, paragraph = match.group(1), False
+                continue
+            if match := _ATX.match(line):
+                headings.append((number, len(match.group(1)), (match.group(2) or "").strip()))
+                paragraph = False
+                continue
+            if paragraph and (match := _SETEXT.match(line)):
+                headings.append((number - 1, 1 if match.group(1)[0] == "=" else 2, lines[number - 2].strip()))
+                paragraph = False
+                continue
+            paragraph = bool(line.strip())
+        units, stack = [], []
+        if lines and (not headings or headings[0][0] > 1):
+            units.append(Unit("section", "", 1, headings[0][0] - 1 if headings else len(lines), code="\n".join(lines[: headings[0][0] - 1] if headings else lines)))
+        for i, (number, level, title) in enumerate(headings):
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, title))
+            end = headings[i + 1][0] - 1 if i + 1 < len(headings) else len(lines)
+            name = " > ".join(t for _, t in stack if t)
+            units.append(Unit("section", name, number, end, code="\n".join(lines[number - 1 : end])))
+        return units
+
+
+class PlainText:
+    """Any other text: the whole file as one unit, which the chunker cuts into line windows."""
+
+    name = "text"
+    extensions: tuple[str, ...] = ()
+
+    def units(self, text: str) -> list[Unit]:
+        lines = split_lines(text)
+        return [Unit("text", "", 1, len(lines), code="\n".join(lines))] if lines else []
+
+
+PLAIN_TEXT = PlainText()
+_LANGUAGES: dict[str, Language] = {}
+
+
+def register(language: Language, extensions: Iterable[str] | None = None) -> None:
+    """Use ``language`` for files with these extensions (default: its own ``extensions``)."""
+    for ext in extensions if extensions is not None else language.extensions:
+        _LANGUAGES[ext.lower() if ext.startswith(".") else f".{ext.lower()}"] = language
+
+
+def language_for(path: str | PurePath) -> Language:
+    """The registered language of a file by its extension; :data:`PLAIN_TEXT` otherwise."""
+    return _LANGUAGES.get(PurePath(path).suffix.lower(), PLAIN_TEXT)
+
+
+register(PythonLanguage())
+register(MarkdownLanguage())
+
+
+def file_units(path: str | PurePath, text: str) -> tuple[Language, list[Unit]]:
+    """The units of a file by its language, or as plain text when its language cannot read it."""
+    language = language_for(path)
+    try:
+        return language, language.units(text)
+    except UnparsableError:
+        return PLAIN_TEXT, PLAIN_TEXT.units(text)
+
+
+# -- chunks -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a file to embed: lines ``start..end`` of ``path`` (1-based, inclusive)."""
+
+    path: str
+    start: int
+    end: int
+    kind: str
+    name: str
+    text: str
+    language: str
+
+    @property
+    def title(self) -> str:
+        """Embedded before the text: the path and the qualified name, so both can be searched."""
+        return f"{self.path} {self.name}".strip()
+
+    @property
+    def full_text(self) -> str:
+        """What the model embeds, as :class:`retrieval.Document` builds it."""
+        return f"{self.title} {self.text}".strip()
+
+
+GLUE_LINES = 3  # a gap this short before a definition (comments, "else:", a class header) joins it
+
+
+def _leaves(unit: Unit) -> Iterable[tuple[str, str, int, int, bool]]:
+    """``(kind, name, start, end, is_gap)`` covering ``unit``: its children, and its own lines between them."""
+    if not unit.children:
+        yield unit.kind, unit.name, unit.start, unit.end, False
+        return
+    cursor = unit.start
+    for child in unit.children:
+        if child.start > cursor:
+            yield unit.kind, unit.name, cursor, child.start - 1, True
+        yield from _leaves(child)
+        cursor = child.end + 1
+    if cursor <= unit.end:
+        yield unit.kind, unit.name, cursor, unit.end, True
+
+
+def structural_chunks(path: str, text: str) -> list[Chunk]:
+    """One chunk per leaf unit (any length), blank edge lines trimmed and blank pieces dropped.
+
+    A gap between definitions of at most :data:`GLUE_LINES` non-blank lines (a comment
+    above a function, an ``else:``, a short class header) joins the definition after it
+    rather than standing alone.
+    """
+    language, units = file_units(path, text)
+    lines = split_lines(text)
+    pieces = []
+    for unit in units:
+        for kind, name, start, end, is_gap in _leaves(unit):
+            while start <= end and not lines[start - 1].strip():
+                start += 1
+            while end >= start and not lines[end - 1].strip():
+                end -= 1
+            if start > end:
+                continue
+            previous = pieces[-1] if pieces else None
+            if previous and previous[4] and not is_gap and sum(1 for line in lines[previous[2] - 1 : previous[3]] if line.strip()) <= GLUE_LINES:
+                start = pieces.pop()[2]
+            pieces.append((kind, name, start, end, is_gap))
+    return [
+        Chunk(path, start, end, kind, name, textwrap.dedent("\n".join(lines[start - 1 : end])), language.name)
+        for kind, name, start, end, _ in pieces
+    ]
+
+
+def _count(count_tokens: CountTokens, texts: list[str]) -> np.ndarray:
+    out = np.empty(len(texts), dtype=np.int64)
+    for i in range(0, len(texts), COUNT_BATCH):
+        out[i : i + COUNT_BATCH] = np.asarray(count_tokens(texts[i : i + COUNT_BATCH]))
+    return out
+
+
+def _window(chunk: Chunk, lines: list[str], first: int, last: int) -> Chunk | None:
+    """Lines ``first..last`` (0-based, inclusive, within ``chunk``) as a chunk, blank edges trimmed; None if blank."""
+    while first <= last and not lines[first].strip():
+        first += 1
+    while last >= first and not lines[last].strip():
+        last -= 1
+    if first > last:
+        return None
+    return replace(chunk, start=chunk.start + first, end=chunk.start + last, text=textwrap.dedent("\n".join(lines[first : last + 1])))
+
+
+def _pack_lines(chunk: Chunk, line_tokens: np.ndarray, budget: int) -> list[Chunk]:
+    """Consecutive lines of ``chunk`` packed greedily into windows of at most ``budget`` tokens."""
+    lines = chunk.text.split("\n")
+    windows, first, used = [], 0, 0
+    for i, tokens in enumerate(line_tokens):
+        if i > first and used + tokens > budget:
+            windows.append(_window(chunk, lines, first, i - 1))
+            first, used = i, 0
+        used += tokens
+    windows.append(_window(chunk, lines, first, len(lines) - 1))
+    return [w for w in windows if w is not None]
+
+
+def _split_line(chunk: Chunk, pieces: int) -> list[Chunk]:
+    """A one-line chunk cut into ``pieces`` character pieces (all keep the line's number)."""
+    size = max(1, math.ceil(len(chunk.text) / max(pieces, 2)))
+    return [replace(chunk, text=chunk.text[i : i + size]) for i in range(0, len(chunk.text), size)]
+
+
+def _halve(chunk: Chunk) -> list[Chunk]:
+    """Two halves of a chunk still over the limit: by lines, or by characters for a single line."""
+    lines = chunk.text.split("\n")
+    if len(lines) == 1:
+        return _split_line(chunk, 2)
+    middle = len(lines) // 2
+    return [w for w in (_window(chunk, lines, 0, middle - 1), _window(chunk, lines, middle, len(lines) - 1)) if w is not None]
+
+
+def fit_chunks(chunks: list[Chunk], count_tokens: CountTokens, max_tokens: int) -> list[Chunk]:
+    """Cut every chunk over ``max_tokens`` (as embedded, title included) into consecutive pieces that fit.
+
+    Lines are packed greedily by their own token counts (one batched count of the lines of
+    all long chunks), then every piece is counted again as a whole; a piece still over (a
+    tokenizer is not exactly additive over lines) is halved until it fits. A piece of a
+    single character is kept whatever its count (only an absurdly long title does that).
+    """
+    if not chunks:
+        return []
+    counts = _count(count_tokens, [c.full_text for c in chunks])
+    over = [i for i, n in enumerate(counts) if n > max_tokens]
+    if not over:
+        return list(chunks)
+    specials = int(_count(count_tokens, [""])[0])  # [CLS]/[SEP] and any prompt: in every count
+    long_chunks = [chunks[i] for i in over]
+    headers = _count(count_tokens, [c.title for c in long_chunks])
+    line_counts = np.maximum(_count(count_tokens, [line + "\n" for c in long_chunks for line in c.text.split("\n")]) - specials, 0)
+    pieces: dict[int, list[list]] = {}  # chunk index -> [piece, fits?] in file order
+    offset = 0
+    for i, chunk, header in zip(over, long_chunks, headers):
+        n = chunk.text.count("\n") + 1
+        tokens = line_counts[offset : offset + n]
+        offset += n
+        budget = max(max_tokens - int(header), max_tokens // 4)
+        cut = _split_line(chunk, math.ceil(int(tokens[0]) / budget)) if n == 1 else _pack_lines(chunk, tokens, budget)
+        pieces[i] = [[p, None] for p in cut]
+    while todo := [entry for entries in pieces.values() for entry in entries if entry[1] is None]:
+        for entry, n in zip(todo, _count(count_tokens, [e[0].full_text for e in todo])):
+            entry[1] = bool(n <= max_tokens or len(entry[0].text) <= 1)
+        for i, entries in pieces.items():
+            pieces[i] = [x for e in entries for x in ([e] if e[1] else [[h, None] for h in _halve(e[0])])]
+    return [p for i, chunk in enumerate(chunks) for p in ([e[0] for e in pieces[i]] if i in pieces else [chunk])]
+
+
+def chunk_files(files: Iterable[tuple[str, str]], count_tokens: CountTokens, max_tokens: int) -> list[Chunk]:
+    """Chunks of ``(path, text)`` files by language structure, each at most ``max_tokens`` as embedded.
+
+    Parameters
+    ----------
+    files
+        Relative path (it names the language and titles every chunk) and text of each file.
+    count_tokens
+        Token count of each text of a list, as the model embeds it (special tokens included),
+        e.g. ``lambda texts: encoder.token_lengths(model, texts)``.
+    max_tokens
+        The model's maximum length.
+    """
+    chunks = [c for path, text in files for c in structural_chunks(path, text)]
+    return fit_chunks(chunks, count_tokens, max_tokens)

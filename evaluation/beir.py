@@ -352,6 +352,14 @@ def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int |
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_hub_arguments(p: argparse.ArgumentParser, default_repo: str) -> None:
+    """``--repo`` and ``--datasets-cache``: for harnesses that read a hub dataset through ``datasets``."""
+    p.add_argument("--repo", default=None, help="a local copy of the hub repository, or a hub id read when the network "
+                   f"works (default: {default_repo})")
+    p.add_argument("--datasets-cache", default=None, help="where `datasets` keeps its Arrow copies of hub files "
+                   "(default: its own, ~/.cache/huggingface/datasets)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evaluation.beir",

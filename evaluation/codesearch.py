@@ -184,9 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"folder searched first (default: ${DATA_DIR_ENV}, else ./data): a BEIR-layout folder named like --dataset "
         "(CodeXGLUE's csn_ruby in ../shared/data), else a copy of the CoIR hub repository in CodeSearchNet/ or stackoverflow-qa/",
     )
-    p.add_argument("--repo", default=None, help="a local copy of the CoIR hub repository, or a hub id read when the network works "
-                   "(default: CoIR-Retrieval/CodeSearchNet or CoIR-Retrieval/stackoverflow-qa)")
-    p.add_argument("--datasets-cache", default=None, help="where `datasets` keeps its Arrow copies of hub files (default: its own, ~/.cache/huggingface/datasets)")
+    beir.add_hub_arguments(p, "CoIR-Retrieval/CodeSearchNet or CoIR-Retrieval/stackoverflow-qa")
     beir.add_model_arguments(p)
     return p
 

@@ -174,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"folder searched first (default: ${DATA_DIR_ENV}, else ./data): a BEIR-layout folder mldr_<language>, "
         "else a copy of the hub repository in MLDR/ (mldr-v1.0-<language>/corpus.jsonl.gz, <split>.jsonl.gz)",
     )
-    p.add_argument("--repo", default=None, help=f"a local copy of the hub repository, or a hub id read when the network works (default: {REPO})")
-    p.add_argument("--datasets-cache", default=None, help="where `datasets` keeps its Arrow copies of hub files (default: its own, ~/.cache/huggingface/datasets)")
+    beir.add_hub_arguments(p, REPO)
     beir.add_model_arguments(p, max_length_default=MAX_LENGTH)
     return p
 

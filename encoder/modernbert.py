@@ -734,6 +734,30 @@ def random_modernbert(
     return model.to(_resolve_dtype(dtype)).eval()
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def save_random_modernbert(config_dir: str | Path, out: str | Path, num_layers: int | None = None, seed: int = 0) -> Path:
+    """Save :func:`random_modernbert` as a plain HF checkpoint folder, with the tokenizer of ``config_dir``.
+
+    The tokenizer's ``model_max_length`` is set to 8,192 (the shared configs leave it unset), so the
+    folder loads like a real ModernBERT checkpoint in transformers, sentence-transformers and PyLate.
+    """
+    import json
+    import shutil
+
+    config_dir, out = Path(config_dir), Path(out)
+    random_modernbert(config_dir, num_layers=num_layers, seed=seed).save_pretrained(out)
+    for name in TOKENIZER_FILES:
+        if (config_dir / name).is_file():
+            shutil.copy(config_dir / name, out / name)
+    tok_path = out / "tokenizer_config.json"
+    tok_config = json.loads(tok_path.read_text(encoding="utf-8"))
+    tok_config["model_max_length"] = MAX_LENGTH
+    tok_path.write_text(json.dumps(tok_config, indent=2), encoding="utf-8")
+    return out
+
+
 def load_modernbert(
     name_or_path: str | Path,
     device: str | torch.device | None = None,
@@ -1122,6 +1146,7 @@ __all__ = [
     "packed_batches",
     "pool_packed",
     "random_modernbert",
+    "save_random_modernbert",
     "sentence_transformer_for_modernbert",
     "tokenize_for_packing",
 ]

@@ -105,28 +105,6 @@ def scifact_triplets(scifact: Path, n: int, seed: int = 0):
     return Dataset.from_dict(rows)
 
 
-def tiny_modernbert(config_dir: Path, out: Path, layers: int = 2, seed: int = 0) -> Path:
-    """A ModernBERT with the real tokenizer and ``layers`` random layers, saved as a plain HF folder."""
-    import shutil
-
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    config = AutoConfig.from_pretrained(config_dir)
-    config.num_hidden_layers = layers
-    if getattr(config, "layer_types", None):
-        config.layer_types = config.layer_types[:layers]
-    torch.manual_seed(seed)
-    AutoModel.from_config(config).save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (config_dir / name).is_file():
-            shutil.copy(config_dir / name, out / name)
-    tok_config = json.loads((out / "tokenizer_config.json").read_text())
-    tok_config["model_max_length"] = 8192
-    (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="See the module docstring for the recipe and its sources.")
@@ -148,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from encoder.modernbert import save_random_modernbert
     from retrieval.train_dpr import train_dpr
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.dry_run:
             shared = Path(args.shared_dir)
-            model = str(tiny_modernbert(shared / "models" / "modernbert-base", Path(tmp) / "tiny-modernbert"))
+            model = str(save_random_modernbert(shared / "models" / "modernbert-base", Path(tmp) / "tiny-modernbert", num_layers=2))
             data = scifact_triplets(shared / "data" / "scifact", 24)
             # the recipe, scaled to a CPU: same loss, schedule, learning rate and batch structure
             options.update(batch_size=8, mini_batch_size=4, grad_accum=2, max_steps=2, eval_steps=1,

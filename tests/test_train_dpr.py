@@ -67,25 +67,6 @@ def minilm_dir() -> str:
     return default_model()
 
 
-def tiny_modernbert(out: Path, layers: int = 2, seed: int = 0) -> Path:
-    """Random-weight ModernBERT from the real base config, ``layers`` layers, with the real tokenizer."""
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    config = AutoConfig.from_pretrained(MODERNBERT_BASE)
-    config.num_hidden_layers = layers
-    if getattr(config, "layer_types", None):
-        config.layer_types = config.layer_types[:layers]
-    torch.manual_seed(seed)
-    AutoModel.from_config(config).save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(MODERNBERT_BASE / name, out / name)
-    tok = json.loads((out / "tokenizer_config.json").read_text())
-    tok["model_max_length"] = 8192
-    (out / "tokenizer_config.json").write_text(json.dumps(tok))
-    return out
-
-
 # --------------------------------------------------------------------------- end to end
 
 
@@ -179,9 +160,10 @@ def test_random_modernbert_trains_loss_decreases_and_reloads_identically(tmp_pat
     from sentence_transformers import SentenceTransformer, losses
 
     from encoder import load_model
+    from encoder.modernbert import save_random_modernbert
     from retrieval.train_dpr import build_train_dataset, load_training_data, train_dpr
 
-    base = tiny_modernbert(tmp_path / "tiny-modernbert")
+    base = save_random_modernbert(MODERNBERT_BASE, tmp_path / "tiny-modernbert", num_layers=2)
     # a fixed batch of training pairs, scored by the same loss before and after training
     data = load_training_data(subset, dev_fraction=0)
     pairs, _ = build_train_dataset(data, None, 0)

@@ -36,6 +36,8 @@ class Index(ABC):
     Implementations: :class:`indexes.FaissIndex` (one vector per document).
     """
 
+    ids: list[str]  # every document added, in the index's order
+
     @abstractmethod
     def add(self, ids: list[str], embeddings) -> None:
         """Add documents; ids must be new."""
@@ -56,3 +58,7 @@ class Index(ABC):
     @abstractmethod
     def __len__(self) -> int:
         """Number of documents."""
+
+    def live_ids(self) -> list[str]:
+        """Ids of the documents a search can return, in the index's order (deleted ones left out)."""
+        return list(self.ids)

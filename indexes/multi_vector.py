@@ -249,6 +249,10 @@ class MultiVectorIndex(Index):
         for doc_id in ids:
             self.deleted[self._position.pop(doc_id)] = True
 
+    def live_ids(self) -> list[str]:
+        """Ids not deleted, in the index's order (``ids`` keeps the deleted ones: codes are positional)."""
+        return [doc_id for doc_id, gone in zip(self.ids, self.deleted) if not gone]
+
     # -- searching ----------------------------------------------------------------------------
     def _rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token rows of ``docs`` back to back, and the length of each document."""

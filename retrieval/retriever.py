@@ -71,14 +71,6 @@ def as_document(item, auto_id: str) -> Document:
     raise ValueError(f"cannot read a document from {type(item).__name__}: give a str, (id, text) or a dict with 'text'")
 
 
-def live_ids(index) -> list[str]:
-    """Ids of the documents an index returns, in its order (``MultiVectorIndex.delete`` leaves tombstones in ``ids``)."""
-    deleted = getattr(index, "deleted", None)
-    if deleted is None or not len(deleted) or not deleted.any():
-        return list(index.ids)
-    return [doc_id for doc_id, gone in zip(index.ids, deleted) if not gone]
-
-
 def model_reference(model) -> str:
     """The hub id or path a loaded ``SentenceTransformer`` came from, as stored with a saved index."""
     first = model[0]
@@ -240,7 +232,7 @@ class Retriever:
                 "num_documents": len(self.documents),
             }
             atomic.write_json(tmp / CONFIG_FILE, config)
-            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in live_ids(self.index))
+            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.live_ids())
             atomic.write_text(tmp / DOCUMENTS_FILE, "".join(lines))
         return path
 
@@ -281,7 +273,7 @@ class Retriever:
                 except (json.JSONDecodeError, TypeError) as exc:
                     raise IndexFormatError(f"{docs_path}:{line_no}: corrupted document record: {exc}") from exc
                 self.documents[doc.id] = doc
-        if list(self.documents) != live_ids(index):
+        if list(self.documents) != index.live_ids():
             raise IndexFormatError(f"{docs_path} lists {len(self.documents)} documents, the index {len(index)}")
         return self
 

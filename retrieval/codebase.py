@@ -319,8 +319,9 @@ def index_codebase(
             if len(rows) != len(old.documents):
                 raise IndexFormatError(f"{out / EMBEDDINGS_FILE} holds {len(rows)} rows for {len(old.documents)} chunks: add --rebuild")
             gone_set = set(gone)
-            keep = [i for i, doc in enumerate(old.documents.values()) if doc.metadata["path"] not in gone_set]
-            kept_docs = [{"id": d.id, "title": d.title, "text": d.text, **d.metadata} for d in old.documents.values() if d.metadata["path"] not in gone_set]
+            old_docs = list(old.documents.values())
+            keep = [i for i, doc in enumerate(old_docs) if doc.metadata["path"] not in gone_set]
+            kept_docs = [{"id": d.id, "title": d.title, "text": d.text, **d.metadata} for d in (old_docs[i] for i in keep)]
             kept_rows = np.asarray(rows[keep], dtype=np.float32)
         new_rows = retriever.embed_documents(documents)
         embeddings = np.concatenate([kept_rows, new_rows])

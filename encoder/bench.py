@@ -248,10 +248,35 @@ def worker(args) -> dict:
             run_all()
             sync()
             times.append(time.perf_counter() - t0)
+        if args.profile and device.type == "cpu":
+            result["time_shares"] = time_shares(run_all)
     best = min(times[1:]) if len(times) > 1 else times[0]
     result["times_s"] = [round(t, 3) for t in times]
     result["tok_s"] = round(tokens / best, 1)
     return result
+
+
+# Where the time goes (``--profile``): leaf operators' own CPU time, by kind.
+OP_KINDS = (
+    ("linear GEMMs", ("aten::mm", "aten::addmm", "aten::addmm_", "mkldnn::_linear_pointwise", "aten::bmm")),
+    ("attention", ("scaled_dot_product", "flash_attention", "aten::softmax", "aten::_softmax")),
+    ("layer norm", ("layer_norm",)),
+    ("RoPE, GeGLU, residual (elementwise)", ("aten::mul", "aten::addcmul", "aten::add", "aten::gelu", "aten::cat")),
+)
+
+
+def time_shares(run_all) -> dict[str, float]:
+    """One profiled pass: the share of operator time of each kind in :data:`OP_KINDS` (rest: "other")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run_all()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        kind = next((k for k, names in OP_KINDS if any(n in event.key for n in names)), "other")
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {k: round(v / whole, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 # --------------------------------------------------------------------------- driver
@@ -264,7 +289,7 @@ def run_worker(args, set_name: str, impl: str) -> dict:
         "--device", args.device, "--dtype", args.dtype, "--config", str(args.config),
         "--max-tokens", str(args.max_tokens), "--reps", str(args.reps), "--scale", str(args.scale),
         "--time-budget", str(args.time_budget),
-    ]
+    ] + (["--profile"] if args.profile and impl == "ours" else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
@@ -274,18 +299,22 @@ def run_worker(args, set_name: str, impl: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser = argparse.ArgumentParser(prog="python -m encoder.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"],
+                        help="weights and activations dtype for both implementations (default: bfloat16)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help="folder with the ModernBERT config.json; random weights (default: ../shared/models/modernbert-base)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
-    parser.add_argument("--impls", default="ours,transformers")
-    parser.add_argument("--max-tokens", type=int, default=8192)
-    parser.add_argument("--reps", type=int, default=2, help="timed passes after the (memory) pass")
+    parser.add_argument("--impls", default="ours,transformers", help="comma-separated subset of ours,transformers")
+    parser.add_argument("--max-tokens", type=int, default=8192, help="token budget per batch (default: 8192)")
+    parser.add_argument("--reps", type=int, default=2, help="timed passes after the (memory) pass (default: 2)")
     parser.add_argument("--time-budget", type=float, default=40.0,
-                        help="no further timed pass once the timed passes took this many seconds")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of sequences per set")
+                        help="no further timed pass once the timed passes took this many seconds (default: 40)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of sequences per set (default: 1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the timed passes, profile one pass of ours and report the share of time by kind of operator")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
@@ -340,6 +369,8 @@ def main(argv=None) -> int:
             row[f"{impl}_tok_s"] = res["tok_s"]
             row[f"{impl}_peak_mb"] = res["peak_mb"]
             row[f"{impl}_times_s"] = res["times_s"]
+            if "time_shares" in res:
+                row[f"{impl}_time_shares"] = res["time_shares"]
             if res.get("gemm_tflops"):
                 rates[impl] = res["gemm_tflops"]
                 all_rates.append(res["gemm_tflops"])
@@ -370,7 +401,10 @@ def main(argv=None) -> int:
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        partial = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")
+        partial.write_text(text + "\n")
+        os.replace(partial, args.json)  # never a half-written results file
+        print(f"results written to {args.json}")
     return 0
 
 

@@ -390,3 +390,25 @@ def test_cuda_backends(hf_model, backend):
     with torch.inference_mode():
         out32 = PackedModernBert(model32, attn_backend="auto" if backend != "varlen" else "sdpa")(ids.cuda(), cu.cuda())
     assert (out32.cpu() - ref).abs().max().item() <= 1e-3
+
+
+def test_bench_writes_the_issue_schema(tmp_path):
+    """``python -m encoder.bench`` on a 2-layer copy: the JSON fields, the bound and the profile."""
+    from encoder import bench
+
+    config = json.loads((BASE / "config.json").read_text())
+    config["num_hidden_layers"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bench.json"
+    bench.main(["--config", str(tmp_path), "--sets", "variable_512", "--scale", "0.25", "--reps", "1",
+                "--profile", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert {"device", "dtype", "config", "sets"} <= report.keys() and report["dtype"] == "bfloat16"
+    row = report["sets"]["variable_512"]
+    for key in ("ours_tok_s", "transformers_tok_s", "ratio", "ours_peak_mb", "transformers_peak_mb"):
+        assert row[key] > 0, key
+    assert row["ratio"] == pytest.approx(row["ours_tok_s"] / row["transformers_tok_s"], rel=1e-2)
+    assert 0 < row["ours_frac_of_bound"] == pytest.approx(row["ours_tok_s"] / row["bound_tok_s"], rel=1e-2)
+    shares = row["ours_time_shares"]
+    assert shares["linear GEMMs"] > 0 and sum(shares.values()) == pytest.approx(1.0, abs=0.01)
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically

@@ -196,7 +196,7 @@ def build(method: str, doc_ids, docs, tmp: Path, args):
     if method == "voyager":
         from pylate import indexes, retrieve
 
-        voyager = indexes.Voyager(index_folder=str(tmp / "voyager"), index_name="bench", override=True)
+        voyager = indexes.Voyager(index_folder=str(tmp / "voyager"), index_name="bench", override=True, embedding_size=docs[0].shape[1])
         voyager.add_documents(documents_ids=doc_ids, documents_embeddings=docs)
         retriever = retrieve.ColBERT(index=voyager)
 

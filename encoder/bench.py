@@ -260,9 +260,9 @@ def worker(args) -> dict:
 # substring, first kind first ("aten::addmm" covers addmm_ before "aten::add" takes add_/addcmul_).
 OP_KINDS = (
     ("linear GEMMs", ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise", "aten::bmm")),
-    ("attention", ("scaled_dot_product", "flash_attention", "softmax")),
+    ("attention", ("scaled_dot_product", "flash_attention", "softmax", "encoder::varlen_attention")),
     ("layer norm", ("layer_norm",)),
-    ("RoPE, GeGLU, residual (elementwise)", ("aten::mul", "aten::add", "aten::gelu", "aten::cat")),
+    ("RoPE, GeGLU, residual (elementwise)", ("aten::mul", "aten::add", "aten::gelu", "aten::cat", "encoder::rope")),
 )
 
 

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from encoder import kernels
+
 logger = logging.getLogger(__name__)
 
 #: Longest input ModernBERT was trained on; longer inputs are truncated (and counted).
@@ -123,6 +125,11 @@ class _Plan:
     rope: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     # Half-width tables (cos, sin), shape (T, 1, 1, head_dim // 2), for the inference path.
     rope_half: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    # The same in float32, (T, head_dim // 2) contiguous: for encoder.kernels.rope (empty: unused).
+    rope_f32: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    # Attention by encoder.kernels.varlen_attention (needs cu_seqlens as int64 on the CPU).
+    kernel_attention: bool = False
+    cu_host: torch.Tensor | None = None
     # Global attention: groups of sequences attended in one batched SDPA call each.
     groups: list["_GlobalGroup"] = field(default_factory=list)
     # Row of each stream token in the concatenated group outputs (None: already in order).
@@ -246,8 +253,11 @@ class PackedModernBert(nn.Module):
         copied; ``model.train()`` / ``.to()`` / ``state_dict`` all act on them).
     attn_backend
         ``"auto"`` (default): flash-attn if installed, else torch ``varlen_attn`` on CUDA
-        with bf16/fp16; the blocked SDPA path otherwise (CPU, or CUDA float32).
-        ``"sdpa"``: the blocked ``scaled_dot_product_attention`` path on any device.
+        with bf16/fp16; the blocked SDPA path otherwise (CPU, or CUDA float32), where CPU
+        inference uses :mod:`encoder.kernels` when they build (one-pass RoPE; bf16
+        attention per sequence on AMX, no padding or masks).
+        ``"sdpa"``: the blocked ``scaled_dot_product_attention`` path on any device, torch
+        operators only.
         ``"varlen"``: torch ``varlen_attn`` (CUDA, bf16/fp16). ``"flash_attn"``: flash-attn.
     local_block
         Queries per block in the blocked local attention (CPU path). Each block sees
@@ -314,9 +324,9 @@ class PackedModernBert(nn.Module):
                 raise RuntimeError(f"attn_backend={backend!r} is not available in this install")
         return backend
 
-    def _plan(self, cu_seqlens, max_seqlen, device, dtype, backend) -> _Plan:
+    def _plan(self, cu_seqlens, max_seqlen, device, dtype, backend, kernels_rope=False, kernel_attention=False) -> _Plan:
         if isinstance(cu_seqlens, torch.Tensor):
-            cu_host = cu_seqlens.detach().to("cpu", torch.int64)
+            cu_host = cu_seqlens.detach().to("cpu", torch.int64).contiguous()
         else:
             cu_host = torch.as_tensor(list(cu_seqlens), dtype=torch.int64)
         if cu_host.ndim != 1 or cu_host.numel() < 2 or int(cu_host[0]) != 0:
@@ -334,6 +344,8 @@ class PackedModernBert(nn.Module):
             lengths=lengths,
             cu_seqlens=cu_host.to(device=device, dtype=torch.int32),
             max_seqlen=longest,
+            kernel_attention=kernel_attention,
+            cu_host=cu_host,
         )
         # Position of every token inside its sequence, and its sequence id.
         seg = torch.repeat_interleave(torch.arange(len(lengths)), lengths_t)
@@ -345,13 +357,15 @@ class PackedModernBert(nn.Module):
             inv_freq = getattr(rotary, f"{layer_type}_inv_freq").to(device=device, dtype=torch.float32)
             scaling = float(getattr(rotary, f"{layer_type}_attention_scaling", 1.0))
             freqs = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, D/2)
-            cos = (freqs.cos() * scaling).to(dtype)
-            sin = (freqs.sin() * scaling).to(dtype)
+            cos, sin = freqs.cos() * scaling, freqs.sin() * scaling
+            if kernels_rope:
+                plan.rope_f32[layer_type] = (cos, sin)
+            cos, sin = cos.to(dtype), sin.to(dtype)
             plan.rope_half[layer_type] = (cos.view(total, 1, 1, half), sin.view(total, 1, 1, half))
             cos = torch.cat((cos, cos), dim=-1).view(total, 1, 1, 2 * half)
             signed_sin = torch.cat((-sin, sin), dim=-1).view(total, 1, 1, 2 * half)
             plan.rope[layer_type] = (cos, signed_sin)
-        if backend == "sdpa":
+        if backend == "sdpa" and not kernel_attention:
             _plan_global(plan, lengths, cu_host[:-1].tolist(), device, dtype)
             if "sliding_attention" in self.layer_types:
                 block = max(1, min(self.local_block, total))
@@ -503,6 +517,8 @@ class PackedModernBert(nn.Module):
         for name in ("qkv", "qk"):
             ws[name][:w].zero_()
             ws[name][w + T :].zero_()
+        if plan.kernel_attention:
+            ws["attn"] = torch.empty(T, H, D, dtype=dtype, device=device)
         ws["onednn"] = device.type == "cpu" and _onednn_pointwise_ok(dtype)
         if not ws["onednn"]:
             ws["wi"] = torch.empty(T, 2 * inter, dtype=dtype, device=device)
@@ -530,8 +546,17 @@ class PackedModernBert(nn.Module):
         torch.mm(layer.attn_norm(h), attn.Wqkv.weight.t(), out=qkv_flat)
         if attn.Wqkv.bias is not None:
             qkv_flat.add_(attn.Wqkv.bias)
-        self._rope_into(qkv_rows, ws["qk"][w : w + T], plan, layer_type)
-        if layer_type == "sliding_attention":
+        qk_rows = ws["qk"][w : w + T]
+        if plan.rope_f32:
+            kernels.rope(qkv_rows, qk_rows, *plan.rope_f32[layer_type])
+        else:
+            self._rope_into(qkv_rows, qk_rows, plan, layer_type)
+        if plan.kernel_attention:
+            window = self.half_window if layer_type == "sliding_attention" else None
+            o = kernels.varlen_attention(
+                qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2], plan.cu_host, window, D**-0.5, ws["attn"]
+            ).view(T, H * D)
+        elif layer_type == "sliding_attention":
             B, nb = plan.block, plan.n_blocks
             qb = ws["qk"][w : w + nb * B, 0].view(nb, B, H, D).transpose(1, 2)
             kb = ws["qk"][:, 1].unfold(0, B + 2 * w, B).transpose(2, 3)
@@ -615,12 +640,15 @@ class PackedModernBert(nn.Module):
         device, dtype = self.device, self.dtype
         input_ids = input_ids.to(device)
         backend = self._backend(device, dtype)
-        plan = self._plan(cu_seqlens, max_seqlen, device, dtype, backend)
+        # In-place fast path only when no graph is recorded (inference_mode / no_grad); there,
+        # on CPU, this package's kernels (encoder.kernels) replace RoPE's and attention's torch ops.
+        fast = not torch.is_grad_enabled() and backend == "sdpa" and not model.training and self._fast_path_ok()
+        use_kernels = fast and device.type == "cpu" and self.attn_backend == "auto" and kernels.load() is not None
+        kernel_attention = use_kernels and dtype == torch.bfloat16 and kernels.attention_supported()
+        plan = self._plan(cu_seqlens, max_seqlen, device, dtype, backend, use_kernels, kernel_attention)
         if plan.total != input_ids.numel():
             raise ValueError(f"cu_seqlens covers {plan.total} tokens but input_ids has {input_ids.numel()}")
         h = model.embeddings(input_ids=input_ids)
-        # In-place fast path only when no graph is recorded (inference_mode / no_grad).
-        fast = not torch.is_grad_enabled() and backend == "sdpa" and not model.training and self._fast_path_ok()
         if fast:
             ws = self._workspace(plan, h.dtype, h.device)
             for layer in model.layers:

@@ -120,9 +120,11 @@ def test_packed_matches_transformers_eager_fp32(hf_model):
         assert not out[i, len(r) :].any()  # padding stays zero
 
 
-def test_bf16_cosine_against_fp32_transformers(hf_model, mixed):
+@pytest.mark.parametrize("backend", ["auto", "sdpa"])  # auto: encoder.kernels on CPU; sdpa: torch ops only
+def test_bf16_cosine_against_fp32_transformers(hf_model, mixed, backend):
     seqs, ref = mixed
-    packed = PackedModernBert(random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0, dtype="bfloat16"))
+    model = random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0, dtype="bfloat16")
+    packed = PackedModernBert(model, attn_backend=backend)
     ids, cu = _pack(seqs)
     with torch.inference_mode():
         out = packed(ids, cu)

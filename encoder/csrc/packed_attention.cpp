@@ -1,0 +1,377 @@
+// CPU kernels for the packed ModernBERT encoder (encoder/modernbert.py):
+//
+// * rope: rotary position embedding of queries and keys in one pass (torch needs four).
+// * varlen_attention: exact attention over a packed token stream, per sequence, global
+//   (the whole sequence) or banded (|i - j| <= window), flash-style (online softmax, no
+//   S x S matrix), with the two matmuls on AMX through ATen's batch-reduce GEMM
+//   (at::native::cpublas::brgemm, the ukernel torch's own CPU flash attention uses).
+//   Keys and values are packed once per call into the VNNI layout AMX reads, for the
+//   whole stream: every query block then reads its key range in place, where torch's
+//   SDPA re-packs keys per call and needs a padded batch and a mask for local layers.
+//
+// bf16 only (the path where AMX pays); float32 models keep torch's SDPA.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+using bf16 = at::BFloat16;
+
+inline float bf2f(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round to nearest even (what torch's .to(bfloat16) does); NaN stays NaN.
+inline uint16_t f2bf(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// exp(x) for x <= 0 to ~2 ulp, branch-free so that the compiler vectorizes the loops that
+// call it: exp(x) = 2^n * 2^f, n = round(x log2 e), |f| <= 1/2, 2^f by a degree-6 polynomial.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);
+  const float t = x * 1.44269504088896341f;
+  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest (|t| < 2^22)
+  const float f = t - n;
+  float p = 1.5403530393381606e-4f;
+  p = p * f + 1.3333558146428443e-3f;
+  p = p * f + 9.6181291076284772e-3f;
+  p = p * f + 5.5504108664821580e-2f;
+  p = p * f + 2.4022650695910071e-1f;
+  p = p * f + 6.9314718055994531e-1f;
+  p = p * f + 1.0f;
+  const int32_t bits = (int32_t(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+
+// One row of the online softmax: max of the scores, then p = exp(s * scale - max) stored
+// as bf16 (the A operand of P V), returning the sum of p. AVX-512 where the compiler targets
+// it (16 scores per instruction, exp by range reduction + polynomial + scalef); else scalar.
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+inline float row_max_of(const float* s, int64_t n) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + c));
+  if (c < n) {
+    const __mmask16 k = __mmask16((1u << (n - c)) - 1u);
+    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, s + c));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+inline __m512 exp512(__m512 x) {  // x <= 0
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5403530393381606e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline float exp_row(const float* s, uint16_t* p, int64_t n, float scale, float max) {
+  const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const __m512 e = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(s + c), vs, vm));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + c), (__m256i)_mm512_cvtneps_pbh(e));
+  }
+  if (c < n) {
+    const __mmask16 k = __mmask16((1u << (n - c)) - 1u);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + c), vs, vm)));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_mask_storeu_epi16(p + c, k, (__m256i)_mm512_cvtneps_pbh(e));
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+#else
+inline float row_max_of(const float* s, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < n; ++c) m = std::max(m, s[c]);
+  return m;
+}
+
+inline float exp_row(const float* s, uint16_t* p, int64_t n, float scale, float max) {
+  float sum = 0.0f;
+  for (int64_t c = 0; c < n; ++c) {
+    const float e = exp_nonpositive(s[c] * scale - max);
+    sum += e;
+    p[c] = f2bf(e);
+  }
+  return sum;
+}
+#endif
+
+// ----------------------------------------------------------------------------- RoPE
+
+template <typename T>
+struct Io;
+template <>
+struct Io<float> {
+  static float ld(const float* p) { return *p; }
+  static void st(float* p, float v) { *p = v; }
+};
+template <>
+struct Io<uint16_t> {
+  static float ld(const uint16_t* p) { return bf2f(*p); }
+  static void st(uint16_t* p, float v) { *p = f2bf(v); }
+};
+
+template <typename T>
+void rope_impl(const T* src, int64_t src_row, T* dst, int64_t dst_row, const float* cos, const float* sin,
+               int64_t n_tok, int64_t vectors, int64_t D) {
+  const int64_t half = D / 2;
+  at::parallel_for(0, n_tok, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* c = cos + t * half;
+      const float* s = sin + t * half;
+      for (int64_t h = 0; h < vectors; ++h) {
+        const T* x = src + t * src_row + h * D;
+        T* y = dst + t * dst_row + h * D;
+#pragma omp simd
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = Io<T>::ld(x + i), x2 = Io<T>::ld(x + i + half);
+          Io<T>::st(y + i, x1 * c[i] - x2 * s[i]);
+          Io<T>::st(y + i + half, x2 * c[i] + x1 * s[i]);
+        }
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------ attention
+
+struct Shape {
+  int64_t T, H, D, Tp;  // tokens, heads, head size, padded row length of the packed keys
+};
+
+// Keys as the B operand of Q K^T, VNNI (pairs along D): kp[h][d / 2][j][d % 2], row length Tp.
+// A (d, d + 1) pair is 4 bytes in both layouts: per head this is a transpose of 32-bit words,
+// done in blocks of tokens so that reads and writes both stay in cache lines.
+void pack_keys(const uint16_t* k, int64_t k_row, uint16_t* kp, const Shape& s) {
+  constexpr int64_t kTok = 64;
+  const int64_t pairs = s.D / 2, n_tb = (s.Tp + kTok - 1) / kTok;
+  const uint32_t* in = reinterpret_cast<const uint32_t*>(k);
+  uint32_t* out = reinterpret_cast<uint32_t*>(kp);
+  at::parallel_for(0, s.H * n_tb, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t hb = begin; hb < end; ++hb) {
+      const int64_t h = hb / n_tb, j0 = (hb % n_tb) * kTok, j1 = std::min(j0 + kTok, s.Tp);
+      const int64_t jr = std::min(j1, s.T);  // real tokens; the rest is padding
+      for (int64_t p = 0; p < pairs; ++p) {
+        uint32_t* o = out + (h * pairs + p) * s.Tp;
+        for (int64_t j = j0; j < jr; ++j) o[j] = in[(j * k_row + h * s.D) / 2 + p];
+        for (int64_t j = std::max(j0, jr); j < j1; ++j) o[j] = 0;
+      }
+    }
+  });
+}
+
+// Values as the B operand of P V, VNNI (pairs along tokens): vp[h][j / 2][d][j % 2].
+void pack_values(const uint16_t* v, int64_t v_row, uint16_t* vp, const Shape& s) {
+  const int64_t pairs = s.Tp / 2;
+  at::parallel_for(0, s.H * pairs, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t hp = begin; hp < end; ++hp) {
+      const int64_t h = hp / pairs, j = 2 * (hp % pairs);
+      uint16_t* out = vp + hp * s.D * 2;
+      if (j >= s.T) {  // padding pairs
+        std::fill(out, out + 2 * s.D, uint16_t(0));
+        continue;
+      }
+      const uint16_t* r0 = v + j * v_row + h * s.D;
+      const uint16_t* r1 = j + 1 < s.T ? r0 + v_row : nullptr;
+      for (int64_t d = 0; d < s.D; ++d) {
+        out[2 * d] = r0[d];
+        out[2 * d + 1] = r1 ? r1[d] : uint16_t(0);
+      }
+    }
+  });
+}
+
+struct Block {
+  int64_t q0, q1, seq_lo, seq_hi, head;  // query rows [q0, q1) of sequence [seq_lo, seq_hi)
+};
+
+}  // namespace
+
+void rope(torch::Tensor src, torch::Tensor dst, torch::Tensor cos, torch::Tensor sin) {
+  TORCH_CHECK(src.dim() == 4 && dst.dim() == 4 && src.size(0) == dst.size(0), "rope: (T, n, H, D) tensors expected");
+  TORCH_CHECK(src.stride(3) == 1 && dst.stride(3) == 1 && src.stride(2) == src.size(3) && dst.stride(2) == dst.size(3),
+              "rope: rows must be contiguous in (H, D)");
+  TORCH_CHECK(cos.scalar_type() == at::kFloat && cos.is_contiguous() && sin.is_contiguous(), "rope: float32 tables");
+  TORCH_CHECK(src.scalar_type() == dst.scalar_type(), "rope: dtype mismatch");
+  const int64_t n = src.size(0), vectors = dst.size(1) * dst.size(2), D = src.size(3);
+  TORCH_CHECK(dst.stride(1) == dst.size(2) * D && src.stride(1) == src.size(2) * D, "rope: (n, H, D) must be dense");
+  if (src.scalar_type() == at::kBFloat16) {
+    rope_impl<uint16_t>(reinterpret_cast<const uint16_t*>(src.data_ptr()), src.stride(0),
+                        reinterpret_cast<uint16_t*>(dst.data_ptr()), dst.stride(0), cos.data_ptr<float>(),
+                        sin.data_ptr<float>(), n, vectors, D);
+  } else {
+    TORCH_CHECK(src.scalar_type() == at::kFloat, "rope: bfloat16 or float32");
+    rope_impl<float>(src.data_ptr<float>(), src.stride(0), dst.data_ptr<float>(), dst.stride(0),
+                     cos.data_ptr<float>(), sin.data_ptr<float>(), n, vectors, D);
+  }
+}
+
+bool amx_attention_supported() { return at::native::cpublas::could_pack(at::kBFloat16); }
+
+// q, k, v: (T, H, D) bf16 views whose rows may be strided (slices of a fused qkv buffer),
+// contiguous in (H, D). cu_seqlens: int64 (num_seqs + 1,), on CPU. window < 0: global.
+// out: (T, H, D) bf16, contiguous. Returns out.
+torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor cu_seqlens,
+                               int64_t window, double scale, torch::Tensor out, int64_t block_q, int64_t block_k) {
+  TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 &&
+                  v.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16,
+              "varlen_attention: bfloat16 tensors expected");
+  TORCH_CHECK(q.dim() == 3 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && out.sizes() == q.sizes(),
+              "varlen_attention: q, k, v, out must all be (T, H, D)");
+  for (const auto& t : {q, k, v}) {
+    TORCH_CHECK(t.stride(2) == 1 && t.stride(1) == t.size(2), "varlen_attention: rows must be dense in (H, D)");
+  }
+  TORCH_CHECK(out.is_contiguous(), "varlen_attention: out must be contiguous");
+  TORCH_CHECK(cu_seqlens.scalar_type() == at::kLong && cu_seqlens.is_contiguous() && cu_seqlens.device().is_cpu(),
+              "varlen_attention: cu_seqlens must be a contiguous int64 CPU tensor");
+  TORCH_CHECK(block_q > 0 && block_k > 0 && block_k % 2 == 0, "varlen_attention: bad block sizes");
+  Shape s{q.size(0), q.size(1), q.size(2), 0};
+  // Row length of the packed keys: even, and not a multiple of 4 KiB in bytes, so that the
+  // 16 rows an AMX tile load reads do not all fall into the same cache set.
+  s.Tp = (s.T + 15) / 16 * 16 + 16;
+  TORCH_CHECK(s.D % 2 == 0, "varlen_attention: even head size expected");
+  const int64_t* cu = cu_seqlens.data_ptr<int64_t>();
+  const int64_t n_seqs = cu_seqlens.numel() - 1;
+  TORCH_CHECK(n_seqs >= 1 && cu[0] == 0 && cu[n_seqs] == s.T, "varlen_attention: cu_seqlens must go from 0 to T");
+
+  auto opts = torch::TensorOptions().dtype(torch::kBFloat16);
+  torch::Tensor kp = torch::empty({s.H, s.D / 2, s.Tp, 2}, opts);
+  torch::Tensor vp = torch::empty({s.H, s.Tp / 2, s.D, 2}, opts);
+  pack_keys(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0), reinterpret_cast<uint16_t*>(kp.data_ptr()), s);
+  pack_values(reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
+
+  std::vector<Block> blocks;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    TORCH_CHECK(cu[i + 1] > cu[i], "varlen_attention: empty sequence in cu_seqlens");
+    // Head-major: consecutive blocks of a thread reuse the same head's keys and values in cache.
+    for (int64_t h = 0; h < s.H; ++h)
+      for (int64_t q0 = cu[i]; q0 < cu[i + 1]; q0 += block_q)
+        blocks.push_back({q0, std::min(q0 + block_q, cu[i + 1]), cu[i], cu[i + 1], h});
+  }
+
+  const bf16* qd = q.data_ptr<at::BFloat16>();
+  const bf16* kpd = kp.data_ptr<at::BFloat16>();
+  const bf16* vpd = vp.data_ptr<at::BFloat16>();
+  uint16_t* od = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const int64_t q_row = q.stride(0), D = s.D;
+  const float sc = float(scale);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  // Local blocks read one key band: the block plus the window on both sides (+2 to keep
+  // pairs aligned); global blocks read their sequence in steps of block_k.
+  const int64_t band = window >= 0 ? block_q + 2 * window + 2 : block_k;
+  const int64_t kv_step = window >= 0 ? band : block_k;
+
+  // Thread t takes blocks t, t + n, t + 2n, ...: long and short sequences spread evenly.
+  const int64_t n_blocks = int64_t(blocks.size());
+  const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), n_blocks);
+  at::parallel_for(0, n_threads, 1, [&](int64_t t_begin, int64_t t_end) {
+    std::vector<float> scores(block_q * kv_step), acc(block_q * D), row_max(block_q), row_sum(block_q);
+    std::vector<bf16> probs(block_q * kv_step);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      if (b % n_threads < t_begin || b % n_threads >= t_end) continue;
+      const Block& blk = blocks[b];
+      const int64_t m = blk.q1 - blk.q0;
+      int64_t lo = blk.seq_lo, hi = blk.seq_hi;  // keys any row of the block may see
+      if (window >= 0) {
+        lo = std::max(lo, blk.q0 - window);
+        hi = std::min(hi, blk.q1 + window);
+      }
+      lo &= ~int64_t(1);  // VNNI pairs start at even rows
+      std::fill(row_max.begin(), row_max.begin() + m, neg_inf);
+      std::fill(row_sum.begin(), row_sum.begin() + m, 0.0f);
+      const bf16* qb = qd + blk.q0 * q_row + blk.head * D;
+      const bf16* kb = kpd + blk.head * (D / 2) * s.Tp * 2;
+      const bf16* vb = vpd + blk.head * (s.Tp / 2) * D * 2;
+      bool first = true;
+      for (int64_t j0 = lo; j0 < hi; j0 += kv_step) {
+        const int64_t j1 = std::min(j0 + kv_step, hi);
+        const int64_t nk = std::min((j1 - j0 + 1) & ~int64_t(1), s.Tp - j0);  // even, inside the padding
+        at::native::cpublas::brgemm(m, nk, D, q_row, s.Tp, kv_step, false, qb, kb + j0 * 2, scores.data(), true);
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t i = blk.q0 + r;
+          int64_t vlo = blk.seq_lo, vhi = blk.seq_hi;
+          if (window >= 0) {
+            vlo = std::max(vlo, i - window);
+            vhi = std::min(vhi, i + window + 1);
+          }
+          vlo = std::max(vlo, j0) - j0;
+          vhi = std::min(vhi, j1) - j0;
+          float* srow = scores.data() + r * kv_step;
+          uint16_t* prow = reinterpret_cast<uint16_t*>(probs.data()) + r * kv_step;
+          float* arow = acc.data() + r * D;
+          if (vhi <= vlo) {  // no key of this row in this step
+            std::fill(prow, prow + nk, uint16_t(0));
+            if (first) std::fill(arow, arow + D, 0.0f);
+            continue;
+          }
+          std::fill(prow, prow + vlo, uint16_t(0));
+          std::fill(prow + vhi, prow + nk, uint16_t(0));
+          const float new_max = std::max(row_max[r], row_max_of(srow + vlo, vhi - vlo) * sc);
+          const float sum = exp_row(srow + vlo, prow + vlo, vhi - vlo, sc, new_max);
+          if (first) {
+            row_sum[r] = sum;
+          } else {
+            const float corr = row_max[r] == neg_inf ? 0.0f : exp_nonpositive(row_max[r] - new_max);
+            row_sum[r] = row_sum[r] * corr + sum;
+            if (corr != 1.0f) {
+#pragma omp simd
+              for (int64_t d = 0; d < D; ++d) arow[d] *= corr;
+            }
+          }
+          row_max[r] = new_max;
+        }
+        at::native::cpublas::brgemm(m, D, nk, kv_step, D, D, !first, probs.data(), vb + j0 * D, acc.data(), true);
+        first = false;
+      }
+      for (int64_t r = 0; r < m; ++r) {
+        const float inv = 1.0f / row_sum[r];
+        const float* arow = acc.data() + r * D;
+        uint16_t* orow = od + (blk.q0 + r) * s.H * D + blk.head * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) orow[d] = f2bf(arow[d] * inv);
+      }
+    }
+    at::native::cpublas::brgemm_release(true);
+  });
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rope", &rope, "RoPE of (T, n, H, D) rows into dst, float32 (T, D/2) cos/sin tables");
+  m.def("varlen_attention", &varlen_attention, "packed varlen attention, global or banded (bf16, AMX)");
+  m.def("amx_attention_supported", &amx_attention_supported, "whether ATen's brgemm can pack bf16 here");
+}

@@ -39,10 +39,14 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "packed_attention.cpp"
 CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"]
 
-#: Query rows per block and keys per step of :func:`varlen_attention` (tuned on a 2-core
-#: Sapphire Rapids: larger query blocks read each head's keys fewer times).
-GLOBAL_BLOCKS = (128, 512)
-LOCAL_BLOCKS = (64, 512)
+#: Query rows per block and keys per step of :func:`varlen_attention`, for global layers
+#: (long / short sequences) and local ones (keys: the band). Tuned on a 2-core Sapphire
+#: Rapids: larger query blocks read each head's keys fewer times; blocks of many short
+#: sequences keep both cores busy.
+GLOBAL_BLOCKS_LONG = (256, 256)
+GLOBAL_BLOCKS = (128, 256)
+LOCAL_BLOCKS = (64, 256)
+LONG = 1024
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -129,14 +133,20 @@ def varlen_attention(
     window: int | None,
     scale: float,
     out: torch.Tensor,
+    max_seqlen: int | None = None,
 ) -> torch.Tensor:
     """Attention of packed bf16 ``(T, H, D)`` rows within each sequence of ``cu_seqlens``.
 
     ``window=None``: each query sees its whole sequence; else keys with ``|i - j| <= window``.
     ``q``, ``k``, ``v`` may be row-strided views (slices of a fused QKV buffer); ``out`` is a
-    contiguous ``(T, H, D)`` bf16 tensor, written and returned. ``cu_seqlens``: int64, CPU.
+    contiguous ``(T, H, D)`` bf16 tensor, written and returned. ``cu_seqlens``: int64, CPU;
+    ``max_seqlen`` (its longest sequence, computed when omitted) picks the block sizes.
     """
-    block_q, block_k = GLOBAL_BLOCKS if window is None else LOCAL_BLOCKS
+    if window is not None:
+        block_q, block_k = LOCAL_BLOCKS
+    else:
+        longest = max_seqlen if max_seqlen is not None else int(cu_seqlens.diff().max())
+        block_q, block_k = GLOBAL_BLOCKS_LONG if longest >= LONG else GLOBAL_BLOCKS
     with torch.profiler.record_function("encoder::varlen_attention"):
         return load().varlen_attention(
             q, k, v, cu_seqlens, -1 if window is None else int(window), float(scale), out, block_q, block_k

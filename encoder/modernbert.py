@@ -554,7 +554,7 @@ class PackedModernBert(nn.Module):
         if plan.kernel_attention:
             window = self.half_window if layer_type == "sliding_attention" else None
             o = kernels.varlen_attention(
-                qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2], plan.cu_host, window, D**-0.5, ws["attn"]
+                qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2], plan.cu_host, window, D**-0.5, ws["attn"], plan.max_seqlen
             ).view(T, H * D)
         elif layer_type == "sliding_attention":
             B, nb = plan.block, plan.n_blocks

@@ -5,7 +5,10 @@ Usage
     python -m encoder.bench --device cpu --dtype bfloat16 --json bench_bf16.json
     python -m encoder.bench --device cpu --dtype float32 --json bench_fp32.json
 
-Both models share the same random weights (``random_modernbert(config, seed=0)``) and see
+Three implementations: ``ours`` (``PackedModernBert``, with :mod:`encoder.kernels` on CPU),
+``ours_torch_ops`` (the same packed model on torch operators only: what the hand-written
+kernels add, as ``kernels_speedup``) and ``transformers`` (``ModernBertModel``, sdpa).
+All share the same random weights (``random_modernbert(config, seed=0)``) and see
 the same sequences. Four sets of random token ids in ``[100, 16000)`` (seed 42):
 
 * ``fixed_512``: all 512 tokens;    ``variable_512``: N(256, 64) clamped to [16, 512];
@@ -184,8 +187,9 @@ def worker(args) -> dict:
     longest_possible = SETS[args.set][4]
     tokens = sum(len(s) for s in seqs)
 
-    if args.impl == "ours":
-        packed = PackedModernBert(model)
+    if args.impl in ("ours", "ours_torch_ops"):
+        # ours_torch_ops: the same packed model on torch operators only (no encoder.kernels).
+        packed = PackedModernBert(model, attn_backend="sdpa" if args.impl == "ours_torch_ops" else "auto")
         inputs = []
         for batch in _batches_ours(seqs, args.max_tokens):
             cu = torch.tensor([0] + np.cumsum([len(s) for s in batch]).tolist(), dtype=torch.int64)
@@ -308,7 +312,9 @@ def main(argv=None) -> int:
                         help="folder with the ModernBERT config.json; random weights (default: ../shared/models/modernbert-base)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
-    parser.add_argument("--impls", default="ours,transformers", help="comma-separated subset of ours,transformers")
+    parser.add_argument("--impls", default="ours,ours_torch_ops,transformers",
+                        help="comma-separated subset of ours, ours_torch_ops (ours without encoder.kernels: "
+                             "torch operators only) and transformers (default: all three)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="token budget per batch (default: 8192)")
     parser.add_argument("--reps", type=int, default=2, help="timed passes after the (memory) pass (default: 2)")
     parser.add_argument("--time-budget", type=float, default=40.0,
@@ -377,6 +383,8 @@ def main(argv=None) -> int:
                 all_rates.append(res["gemm_tflops"])
         if "ours" in impls and "transformers" in impls:
             row["ratio"] = round(row["ours_tok_s"] / row["transformers_tok_s"], 3)
+        if "ours" in impls and "ours_torch_ops" in impls:
+            row["kernels_speedup"] = round(row["ours_tok_s"] / row["ours_torch_ops_tok_s"], 3)
         if run_tflops:
             # Linear layers + the attention matmuls this set really needs, at the GEMM rate
             # measured in our worker just before its passes (same load on the machine).

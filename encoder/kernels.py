@@ -134,6 +134,7 @@ def varlen_attention(
     scale: float,
     out: torch.Tensor,
     max_seqlen: int | None = None,
+    scratch: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Attention of packed bf16 ``(T, H, D)`` rows within each sequence of ``cu_seqlens``.
 
@@ -141,13 +142,22 @@ def varlen_attention(
     ``q``, ``k``, ``v`` may be row-strided views (slices of a fused QKV buffer); ``out`` is a
     contiguous ``(T, H, D)`` bf16 tensor, written and returned. ``cu_seqlens``: int64, CPU;
     ``max_seqlen`` (its longest sequence, computed when omitted) picks the block sizes.
+    ``scratch``: two bf16 buffers from :func:`attention_scratch`, to reuse across calls.
     """
     if window is not None:
         block_q, block_k = LOCAL_BLOCKS
     else:
         longest = max_seqlen if max_seqlen is not None else int(cu_seqlens.diff().max())
         block_q, block_k = GLOBAL_BLOCKS_LONG if longest >= LONG else GLOBAL_BLOCKS
+    if scratch is None:
+        scratch = attention_scratch(*q.shape)
     with torch.profiler.record_function("encoder::varlen_attention"):
         return load().varlen_attention(
-            q, k, v, cu_seqlens, -1 if window is None else int(window), float(scale), out, block_q, block_k
+            q, k, v, cu_seqlens, -1 if window is None else int(window), float(scale), out, block_q, block_k, *scratch
         )
+
+
+def attention_scratch(tokens: int, heads: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Buffers for the keys and values :func:`varlen_attention` packs for AMX (reusable)."""
+    n = load().packed_buffer_numel(tokens, heads, head_dim)
+    return torch.empty(n, dtype=torch.bfloat16), torch.empty(n, dtype=torch.bfloat16)

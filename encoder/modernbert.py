@@ -519,6 +519,7 @@ class PackedModernBert(nn.Module):
             ws[name][w + T :].zero_()
         if plan.kernel_attention:
             ws["attn"] = torch.empty(T, H, D, dtype=dtype, device=device)
+            ws["attn_scratch"] = kernels.attention_scratch(T, H, D)
         ws["onednn"] = device.type == "cpu" and _onednn_pointwise_ok(dtype)
         if not ws["onednn"]:
             ws["wi"] = torch.empty(T, 2 * inter, dtype=dtype, device=device)
@@ -553,8 +554,9 @@ class PackedModernBert(nn.Module):
             self._rope_into(qkv_rows, qk_rows, plan, layer_type)
         if plan.kernel_attention:
             window = self.half_window if layer_type == "sliding_attention" else None
+            q, k, v = qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2]
             o = kernels.varlen_attention(
-                qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2], plan.cu_host, window, D**-0.5, ws["attn"], plan.max_seqlen
+                q, k, v, plan.cu_host, window, D**-0.5, ws["attn"], plan.max_seqlen, ws["attn_scratch"]
             ).view(T, H * D)
         elif layer_type == "sliding_attention":
             B, nb = plan.block, plan.n_blocks

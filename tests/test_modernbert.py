@@ -410,6 +410,7 @@ def test_bench_writes_the_issue_schema(tmp_path):
     for key in ("ours_tok_s", "transformers_tok_s", "ratio", "ours_peak_mb", "transformers_peak_mb"):
         assert row[key] > 0, key
     assert row["ratio"] == pytest.approx(row["ours_tok_s"] / row["transformers_tok_s"], rel=1e-2)
+    assert row["kernels_speedup"] == pytest.approx(row["ours_tok_s"] / row["ours_torch_ops_tok_s"], rel=1e-2)
     assert 0 < row["ours_frac_of_bound"] == pytest.approx(row["ours_tok_s"] / row["bound_tok_s"], rel=1e-2)
     shares = row["ours_time_shares"]
     assert shares["linear GEMMs"] > 0 and sum(shares.values()) == pytest.approx(1.0, abs=0.01)

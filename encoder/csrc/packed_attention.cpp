@@ -21,7 +21,7 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX512BW__)
 #include <immintrin.h>
 #endif
 
@@ -191,10 +191,21 @@ void pack_keys(const uint16_t* k, int64_t k_row, uint16_t* kp, const Shape& s) {
     for (int64_t hb = begin; hb < end; ++hb) {
       const int64_t h = hb / n_tb, j0 = (hb % n_tb) * kTok, j1 = std::min(j0 + kTok, s.Tp);
       const int64_t jr = std::min(j1, s.T);  // real tokens; the rest is padding
+      int64_t j = j0;
+#if defined(__AVX512F__)
+      // 16 tokens at a time: gather word p of each, store them as one 64-byte row.
+      const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(int32_t(k_row / 2)));
+      for (; j + 16 <= jr; j += 16) {
+        const uint32_t* base = in + (j * k_row + h * s.D) / 2;
+        for (int64_t p = 0; p < pairs; ++p)
+          _mm512_storeu_si512(out + (h * pairs + p) * s.Tp + j, _mm512_i32gather_epi32(rows, base + p, 4));
+      }
+#endif
       for (int64_t p = 0; p < pairs; ++p) {
         uint32_t* o = out + (h * pairs + p) * s.Tp;
-        for (int64_t j = j0; j < jr; ++j) o[j] = in[(j * k_row + h * s.D) / 2 + p];
-        for (int64_t j = std::max(j0, jr); j < j1; ++j) o[j] = 0;
+        for (int64_t jj = j; jj < jr; ++jj) o[jj] = in[(jj * k_row + h * s.D) / 2 + p];
+        for (int64_t jj = std::max(j, jr); jj < j1; ++jj) o[jj] = 0;
       }
     }
   });
@@ -213,13 +224,30 @@ void pack_values(const uint16_t* v, int64_t v_row, uint16_t* vp, const Shape& s)
       }
       const uint16_t* r0 = v + j * v_row + h * s.D;
       const uint16_t* r1 = j + 1 < s.T ? r0 + v_row : nullptr;
-      for (int64_t d = 0; d < s.D; ++d) {
+      int64_t d = 0;
+#if defined(__AVX512BW__)
+      if (r1 != nullptr) {  // interleave 16 + 16 values per shuffle
+        const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                            39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+        for (; d + 32 <= s.D; d += 32) {
+          const __m512i a = _mm512_loadu_si512(r0 + d), b = _mm512_loadu_si512(r1 + d);
+          _mm512_storeu_si512(out + 2 * d, _mm512_permutex2var_epi16(a, lo, b));
+          _mm512_storeu_si512(out + 2 * d + 32, _mm512_permutex2var_epi16(a, hi, b));
+        }
+      }
+#endif
+      for (; d < s.D; ++d) {
         out[2 * d] = r0[d];
         out[2 * d + 1] = r1 ? r1[d] : uint16_t(0);
       }
     }
   });
 }
+
+// Row length of the packed keys: even, and not a multiple of 4 KiB in bytes, so that the
+// 16 rows an AMX tile load reads do not all fall into the same cache set.
+inline int64_t padded_tokens(int64_t T) { return (T + 15) / 16 * 16 + 16; }
 
 struct Block {
   int64_t q0, q1, seq_lo, seq_hi, head;  // query rows [q0, q1) of sequence [seq_lo, seq_hi)
@@ -246,13 +274,18 @@ void rope(torch::Tensor src, torch::Tensor dst, torch::Tensor cos, torch::Tensor
   }
 }
 
+int64_t packed_buffer_numel(int64_t T, int64_t H, int64_t D) { return H * D * padded_tokens(T); }
+
 bool amx_attention_supported() { return at::native::cpublas::could_pack(at::kBFloat16); }
 
 // q, k, v: (T, H, D) bf16 views whose rows may be strided (slices of a fused qkv buffer),
 // contiguous in (H, D). cu_seqlens: int64 (num_seqs + 1,), on CPU. window < 0: global.
 // out: (T, H, D) bf16, contiguous. Returns out.
+// key_buf, value_buf: bf16 scratch of at least packed_buffer_numel(T, H, D) elements each,
+// reused across calls (fresh allocations of this size are page-faulted in every time).
 torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor cu_seqlens,
-                               int64_t window, double scale, torch::Tensor out, int64_t block_q, int64_t block_k) {
+                               int64_t window, double scale, torch::Tensor out, int64_t block_q, int64_t block_k,
+                               torch::Tensor key_buf, torch::Tensor value_buf) {
   TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 &&
                   v.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16,
               "varlen_attention: bfloat16 tensors expected");
@@ -266,17 +299,18 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
               "varlen_attention: cu_seqlens must be a contiguous int64 CPU tensor");
   TORCH_CHECK(block_q > 0 && block_k > 0 && block_k % 2 == 0, "varlen_attention: bad block sizes");
   Shape s{q.size(0), q.size(1), q.size(2), 0};
-  // Row length of the packed keys: even, and not a multiple of 4 KiB in bytes, so that the
-  // 16 rows an AMX tile load reads do not all fall into the same cache set.
-  s.Tp = (s.T + 15) / 16 * 16 + 16;
+  s.Tp = padded_tokens(s.T);
   TORCH_CHECK(s.D % 2 == 0, "varlen_attention: even head size expected");
   const int64_t* cu = cu_seqlens.data_ptr<int64_t>();
   const int64_t n_seqs = cu_seqlens.numel() - 1;
   TORCH_CHECK(n_seqs >= 1 && cu[0] == 0 && cu[n_seqs] == s.T, "varlen_attention: cu_seqlens must go from 0 to T");
 
-  auto opts = torch::TensorOptions().dtype(torch::kBFloat16);
-  torch::Tensor kp = torch::empty({s.H, s.D / 2, s.Tp, 2}, opts);
-  torch::Tensor vp = torch::empty({s.H, s.Tp / 2, s.D, 2}, opts);
+  const int64_t packed_numel = s.H * s.D * s.Tp;
+  for (const auto& b : {key_buf, value_buf}) {
+    TORCH_CHECK(b.scalar_type() == at::kBFloat16 && b.is_contiguous() && b.numel() >= packed_numel,
+                "varlen_attention: key_buf / value_buf must be contiguous bf16 with >= ", packed_numel, " elements");
+  }
+  torch::Tensor kp = key_buf, vp = value_buf;
   pack_keys(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0), reinterpret_cast<uint16_t*>(kp.data_ptr()), s);
   pack_values(reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
 
@@ -305,8 +339,11 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   const int64_t n_blocks = int64_t(blocks.size());
   const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), n_blocks);
   at::parallel_for(0, n_threads, 1, [&](int64_t t_begin, int64_t t_end) {
-    std::vector<float> scores(block_q * kv_step), acc(block_q * D), row_max(block_q), row_sum(block_q);
-    std::vector<bf16> probs(block_q * kv_step);
+    // Per-thread scratch, kept between calls (no page faults per call).
+    thread_local std::vector<float> scores, acc, row_max, row_sum;
+    thread_local std::vector<bf16> probs;
+    for (auto* buf : {&scores, &acc, &row_max, &row_sum}) buf->resize(std::max<size_t>(buf->size(), block_q * std::max(kv_step, D)));
+    probs.resize(std::max<size_t>(probs.size(), block_q * kv_step));
     for (int64_t b = 0; b < n_blocks; ++b) {
       if (b % n_threads < t_begin || b % n_threads >= t_end) continue;
       const Block& blk = blocks[b];
@@ -379,5 +416,6 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope", &rope, "RoPE of (T, n, H, D) rows into dst, float32 (T, D/2) cos/sin tables");
   m.def("varlen_attention", &varlen_attention, "packed varlen attention, global or banded (bf16, AMX)");
+  m.def("packed_buffer_numel", &packed_buffer_numel, "scratch size (elements) of varlen_attention's key/value buffers");
   m.def("amx_attention_supported", &amx_attention_supported, "whether ATen's brgemm can pack bf16 here");
 }

@@ -256,11 +256,17 @@ struct Block {
 }  // namespace
 
 void rope(torch::Tensor src, torch::Tensor dst, torch::Tensor cos, torch::Tensor sin) {
-  TORCH_CHECK(src.dim() == 4 && dst.dim() == 4 && src.size(0) == dst.size(0), "rope: (T, n, H, D) tensors expected");
+  TORCH_CHECK(src.dim() == 4 && dst.dim() == 4 && src.size(0) == dst.size(0) && src.size(1) >= dst.size(1) &&
+                  src.size(2) == dst.size(2) && src.size(3) == dst.size(3) && src.size(3) % 2 == 0,
+              "rope: src (T, >= n, H, D) and dst (T, n, H, D) expected, D even");
   TORCH_CHECK(src.stride(3) == 1 && dst.stride(3) == 1 && src.stride(2) == src.size(3) && dst.stride(2) == dst.size(3),
               "rope: rows must be contiguous in (H, D)");
-  TORCH_CHECK(cos.scalar_type() == at::kFloat && cos.is_contiguous() && sin.is_contiguous(), "rope: float32 tables");
+  TORCH_CHECK(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
+                  sin.is_contiguous(), "rope: contiguous float32 cos / sin tables expected");
   TORCH_CHECK(src.scalar_type() == dst.scalar_type(), "rope: dtype mismatch");
+  TORCH_CHECK(src.device().is_cpu() && dst.device().is_cpu(), "rope: CPU tensors expected");
+  TORCH_CHECK(cos.size(0) == src.size(0) && cos.size(1) == src.size(3) / 2 && sin.sizes() == cos.sizes(),
+              "rope: cos / sin must be (T, D / 2)");
   const int64_t n = src.size(0), vectors = dst.size(1) * dst.size(2), D = src.size(3);
   TORCH_CHECK(dst.stride(1) == dst.size(2) * D && src.stride(1) == src.size(2) * D, "rope: (n, H, D) must be dense");
   if (src.scalar_type() == at::kBFloat16) {
@@ -289,6 +295,8 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 &&
                   v.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16,
               "varlen_attention: bfloat16 tensors expected");
+  TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() && out.device().is_cpu(),
+              "varlen_attention: CPU tensors expected");
   TORCH_CHECK(q.dim() == 3 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && out.sizes() == q.sizes(),
               "varlen_attention: q, k, v, out must all be (T, H, D)");
   for (const auto& t : {q, k, v}) {

@@ -324,7 +324,9 @@ class PackedModernBert(nn.Module):
                 raise RuntimeError(f"attn_backend={backend!r} is not available in this install")
         return backend
 
-    def _plan(self, cu_seqlens, max_seqlen, device, dtype, backend, kernels_rope=False, kernel_attention=False) -> _Plan:
+    def _plan(
+        self, cu_seqlens, max_seqlen, device, dtype, backend, kernels_rope=False, kernel_attention=False
+    ) -> _Plan:
         if isinstance(cu_seqlens, torch.Tensor):
             cu_host = cu_seqlens.detach().to("cpu", torch.int64).contiguous()
         else:

@@ -319,8 +319,10 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
                 "varlen_attention: key_buf / value_buf must be contiguous bf16 with >= ", packed_numel, " elements");
   }
   torch::Tensor kp = key_buf, vp = value_buf;
-  pack_keys(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0), reinterpret_cast<uint16_t*>(kp.data_ptr()), s);
-  pack_values(reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
+  const auto* k_bits = reinterpret_cast<const uint16_t*>(k.data_ptr());
+  const auto* v_bits = reinterpret_cast<const uint16_t*>(v.data_ptr());
+  pack_keys(k_bits, k.stride(0), reinterpret_cast<uint16_t*>(kp.data_ptr()), s);
+  pack_values(v_bits, v.stride(0), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
 
   std::vector<Block> blocks;
   for (int64_t i = 0; i < n_seqs; ++i) {
@@ -340,8 +342,7 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // Local blocks read one key band: the block plus the window on both sides (+2 to keep
   // pairs aligned); global blocks read their sequence in steps of block_k.
-  const int64_t band = window >= 0 ? block_q + 2 * window + 2 : block_k;
-  const int64_t kv_step = window >= 0 ? band : block_k;
+  const int64_t kv_step = window >= 0 ? block_q + 2 * window + 2 : block_k;
 
   // Thread t takes blocks t, t + n, t + 2n, ...: long and short sequences spread evenly.
   const int64_t n_blocks = int64_t(blocks.size());
@@ -350,8 +351,9 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
     // Per-thread scratch, kept between calls (no page faults per call).
     thread_local std::vector<float> scores, acc, row_max, row_sum;
     thread_local std::vector<bf16> probs;
-    for (auto* buf : {&scores, &acc, &row_max, &row_sum}) buf->resize(std::max<size_t>(buf->size(), block_q * std::max(kv_step, D)));
-    probs.resize(std::max<size_t>(probs.size(), block_q * kv_step));
+    const size_t need = block_q * std::max(kv_step, D);
+    for (auto* buf : {&scores, &acc, &row_max, &row_sum}) buf->resize(std::max(buf->size(), need));
+    probs.resize(std::max(probs.size(), need));
     for (int64_t b = 0; b < n_blocks; ++b) {
       if (b % n_threads < t_begin || b % n_threads >= t_end) continue;
       const Block& blk = blocks[b];

@@ -307,14 +307,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m encoder.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"],
-                        help="weights and activations dtype for both implementations (default: bfloat16)")
+                        help="weights and activations dtype for every implementation (default: bfloat16)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="folder with the ModernBERT config.json; random weights (default: ../shared/models/modernbert-base)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
-    parser.add_argument("--impls", default="ours,ours_torch_ops,transformers",
-                        help="comma-separated subset of ours, ours_torch_ops (ours without encoder.kernels: "
-                             "torch operators only) and transformers (default: all three)")
+    parser.add_argument("--impls", default=None,
+                        help="comma-separated subset of ours, ours_torch_ops (ours without encoder.kernels, the CPU "
+                             "kernels: torch operators only) and transformers (default: all three on CPU, "
+                             "ours,transformers on other devices)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="token budget per batch (default: 8192)")
     parser.add_argument("--reps", type=int, default=2, help="timed passes after the (memory) pass (default: 2)")
     parser.add_argument("--time-budget", type=float, default=40.0,
@@ -362,6 +363,8 @@ def main(argv=None) -> int:
               f"-> matmul bound {out['gemm_bound_tok_s']:.0f} tok/s (no attention); on the model's own "
               f"linear shapes {shape_tflops:.3f} TFLOP/s -> {out['model_shape_gemm_bound_tok_s']:.0f} tok/s",
               flush=True)
+    if args.impls is None:
+        args.impls = "ours,ours_torch_ops,transformers" if args.device == "cpu" else "ours,transformers"
     impls = [s for s in args.impls.split(",") if s]
     all_rates = [run_tflops] if run_tflops else []
     for name in [s for s in args.sets.split(",") if s]:

@@ -9,7 +9,8 @@
 //   whole stream: every query block then reads its key range in place, where torch's
 //   SDPA re-packs keys per call and needs a padded batch and a mask for local layers.
 //
-// bf16 only (the path where AMX pays); float32 models keep torch's SDPA.
+// rope: bf16 and float32. varlen_attention: bf16 only (the path where AMX pays); float32
+// models keep torch's SDPA.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>

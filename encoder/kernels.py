@@ -83,7 +83,7 @@ def load():
             try:
                 from torch.utils.cpp_extension import load as load_extension
 
-                logger.info("compiling the encoder's CPU kernels (once per machine; ~30 s)")
+                logger.info("loading the encoder's CPU kernels (compiled on first use per machine: ~30 s)")
                 ops = load_extension(
                     name=_build_name(),
                     sources=[str(SOURCE)],

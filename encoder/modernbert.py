@@ -360,8 +360,9 @@ class PackedModernBert(nn.Module):
             scaling = float(getattr(rotary, f"{layer_type}_attention_scaling", 1.0))
             freqs = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, D/2)
             cos, sin = freqs.cos() * scaling, freqs.sin() * scaling
-            if kernels_rope:
+            if kernels_rope:  # only the kernel's float32 tables are read on that path
                 plan.rope_f32[layer_type] = (cos, sin)
+                continue
             cos, sin = cos.to(dtype), sin.to(dtype)
             plan.rope_half[layer_type] = (cos.view(total, 1, 1, half), sin.view(total, 1, 1, half))
             cos = torch.cat((cos, cos), dim=-1).view(total, 1, 1, 2 * half)

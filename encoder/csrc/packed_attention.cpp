@@ -387,9 +387,8 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
           float* srow = scores.data() + r * kv_step;
           uint16_t* prow = reinterpret_cast<uint16_t*>(probs.data()) + r * kv_step;
           float* arow = acc.data() + r * D;
-          if (vhi <= vlo) {  // no key of this row in this step
+          if (vhi <= vlo) {  // no key of this row in this step: a zero row of P adds nothing
             std::fill(prow, prow + nk, uint16_t(0));
-            if (first) std::fill(arow, arow + D, 0.0f);
             continue;
           }
           std::fill(prow, prow + vlo, uint16_t(0));

@@ -77,6 +77,30 @@ def test_varlen_attention_matches_per_sequence_sdpa(ops, window):
     assert (out.float() - ref).abs().max().item() <= 0.05
 
 
+@pytest.mark.parametrize("window", [None, 64])
+def test_varlen_attention_rebases_on_growing_scores(ops, window):
+    """Scores that grow along the sequence (by far more than 2^16 in probability): later
+    key steps exceed the reference maximum of the first, and rows must be rebased."""
+    if not kernels.attention_supported():
+        pytest.skip("no AMX bf16 GEMMs on this CPU")
+    H, D, lengths = 2, 64, [1500, 40]
+    T = sum(lengths)
+    g = torch.Generator().manual_seed(3)
+    qkv = torch.randn(T, 3, H, D, generator=g)
+    qkv[:, 0] *= 4
+    qkv[:, 1] *= torch.linspace(0.5, 6.0, T)[:, None, None]  # keys (and scores) grow with position
+    qkv = qkv.to(torch.bfloat16)
+    q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+    ref = _reference_attention(q, k, v, lengths, window)
+    scores = q[:1000, 0].float() @ k[:1000, 0].float().T * D**-0.5
+    assert (scores[:, 256:].amax(1) - scores[:, :256].amax(1)).max().item() > 16 * 0.6931  # the rebase path runs
+    out = torch.empty(T, H, D, dtype=torch.bfloat16)
+    kernels.varlen_attention(q, k, v, torch.tensor([0, 1500, T]), window, D**-0.5, out)
+    assert torch.isfinite(out.float()).all()
+    cos = F.cosine_similarity(out.float().reshape(T, -1), ref.reshape(T, -1), dim=-1)
+    assert cos.min().item() >= 0.9999, cos.min().item()
+
+
 def test_varlen_attention_rejects_bad_input(ops):
     if not kernels.attention_supported():
         pytest.skip("no AMX bf16 GEMMs on this CPU")

@@ -8,6 +8,7 @@
 //   Keys and values are packed once per call into the VNNI layout AMX reads, for the
 //   whole stream: every query block then reads its key range in place, where torch's
 //   SDPA re-packs keys per call and needs a padded batch and a mask for local layers.
+//   The softmax takes one pass over the scores of each key step (see exp_row).
 //
 // rope: bf16 and float32. varlen_attention: bf16 only (the path where AMX pays); float32
 // models keep torch's SDPA.
@@ -46,11 +47,10 @@ inline uint16_t f2bf(float f) {
   return uint16_t(u >> 16);
 }
 
-// exp(x) for x <= 0 to ~2 ulp, branch-free so that the compiler vectorizes the loops that
-// call it: exp(x) = 2^n * 2^f, n = round(x log2 e), |f| <= 1/2, 2^f by a degree-6 polynomial.
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
-  const float t = x * 1.44269504088896341f;
+// 2^t for t <= 16 to ~2 ulp (scalar): 2^n * 2^f, n = round(t), |f| <= 1/2, 2^f by a
+// degree-6 polynomial; t below -126 flushes to 0.
+inline float exp2_scalar(float t) {
+  t = std::max(t, -126.0f);
   const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest (|t| < 2^22)
   const float f = t - n;
   float p = 1.5403530393381606e-4f;
@@ -66,59 +66,80 @@ inline float exp_nonpositive(float x) {
   return p * scale;
 }
 
-// One row of the online softmax: max of the scores, then p = exp(s * scale - max) stored
-// as bf16 (the A operand of P V), returning the sum of p. AVX-512 where the compiler targets
-// it (16 scores per instruction, exp by range reduction + polynomial + scalef); else scalar.
+// The online softmax, one row of one key step at a time. Each query row keeps a reference
+// ref (in log2 units, of scaled scores): its first step's maximum. Later steps compute
+// p = 2^(s * c - ref) against that same reference in one pass, with no maximum pass and no
+// rescaling of the accumulated output; only when a score exceeds the reference by more than
+// kMaxExcess (p would pass 2^kMaxExcess; far from overflow in float32 and bf16, which share
+// float32's exponent range) is the row rebased on its new maximum. Partial sums of p stay in
+// 16 lanes per row until the row is done.
+constexpr float kMaxExcess = 16.0f;
+
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 inline float row_max_of(const float* s, int64_t n) {
-  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  // Four accumulators: one would wait on the max latency at every load.
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m0 = lowest, m1 = lowest, m2 = lowest, m3 = lowest;
   int64_t c = 0;
-  for (; c + 16 <= n; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + c));
+  for (; c + 64 <= n; c += 64) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + c));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + c + 16));
+    m2 = _mm512_max_ps(m2, _mm512_loadu_ps(s + c + 32));
+    m3 = _mm512_max_ps(m3, _mm512_loadu_ps(s + c + 48));
+  }
+  for (; c + 16 <= n; c += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + c));
   if (c < n) {
     const __mmask16 k = __mmask16((1u << (n - c)) - 1u);
-    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, s + c));
+    m1 = _mm512_mask_max_ps(m1, k, m1, _mm512_maskz_loadu_ps(k, s + c));
   }
-  return _mm512_reduce_max_ps(m);
+  return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 }
 
-// 2^t for t <= 0 (t >= -125 after the clamp): n = round(t) through the 1.5 * 2^23 trick
-// (n lands in the low mantissa bits), 2^f for |f| <= 1/2 by a degree-4 polynomial
-// (relative error < 4e-5, far below bf16's 2^-9 on the probabilities it feeds), and n
-// added straight into the exponent field. Plain adds, FMAs and one shift: no
-// roundscale / scalef, which run on one port only.
-inline __m512 exp2_nonpositive(__m512 t) {
+// 2^t for t <= kMaxExcess: n = round(t) through the 1.5 * 2^23 trick, 2^f for |f| <= 1/2 by a
+// degree-3 polynomial (relative error < 8e-5, far below bf16's 2^-9 on the probabilities it
+// feeds), scaled by 2^n with scalef (which also flushes t far below -126 to 0).
+inline __m512 exp2_of(__m512 t) {
   const __m512 magic = _mm512_set1_ps(12582912.0f);
-  t = _mm512_max_ps(t, _mm512_set1_ps(-125.0f));
-  const __m512 r = _mm512_add_ps(t, magic);
-  const __m512 f = _mm512_sub_ps(t, _mm512_sub_ps(r, magic));
-  __m512 p = _mm512_set1_ps(9.6181291076284772e-3f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  const __m512i n = _mm512_slli_epi32(_mm512_castps_si512(r), 23);
-  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), n));
+  t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));  // keeps n exact through the trick
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(t, magic), magic);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(5.509099732777774e-2f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4260483719916673e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.932758706906337e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.99928881684641e-1f));
+  return _mm512_scalef_ps(p, n);
 }
 
-// p = exp(s * scale - max) = 2^(s * scale * log2 e - max * log2 e): one FMA per score.
-inline float exp_row(const float* s, uint16_t* p, int64_t n, float scale, float max) {
-  const float log2e = 1.44269504088896341f;
-  const __m512 vs = _mm512_set1_ps(scale * log2e), vm = _mm512_set1_ps(max * log2e);
-  __m512 sum = _mm512_setzero_ps();
-  int64_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    const __m512 e = exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(s + c), vs, vm));
-    sum = _mm512_add_ps(sum, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + c), (__m256i)_mm512_cvtneps_pbh(e));
+// p = 2^(s * c - ref) as bf16, its sum added to sum16 (16 partial sums). False (sum16 left
+// as it was) where some s * c - ref > kMaxExcess: the caller rebases the row and calls again.
+inline bool exp_row(const float* s, uint16_t* p, int64_t n, float c, float ref, float* sum16) {
+  const __m512 vc = _mm512_set1_ps(c), vref = _mm512_set1_ps(ref);
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+  __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 t0 = _mm512_fmsub_ps(_mm512_loadu_ps(s + i), vc, vref);
+    const __m512 t1 = _mm512_fmsub_ps(_mm512_loadu_ps(s + i + 16), vc, vref);
+    top = _mm512_max_ps(top, _mm512_max_ps(t0, t1));
+    const __m512 e0 = exp2_of(t0), e1 = exp2_of(t1);
+    sum0 = _mm512_add_ps(sum0, e0);
+    sum1 = _mm512_add_ps(sum1, e1);
+    _mm512_storeu_si512(p + i, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
   }
-  if (c < n) {
-    const __mmask16 k = __mmask16((1u << (n - c)) - 1u);
-    const __m512 e = _mm512_maskz_mov_ps(k, exp2_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + c), vs, vm)));
-    sum = _mm512_add_ps(sum, e);
-    _mm256_mask_storeu_epi16(p + c, k, (__m256i)_mm512_cvtneps_pbh(e));
+  for (; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
+    const __m512 t = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + i), vc, vref);
+    top = _mm512_mask_max_ps(top, k, top, t);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp2_of(t));
+    sum0 = _mm512_add_ps(sum0, e);
+    _mm256_mask_storeu_epi16(p + i, k, (__m256i)_mm512_cvtneps_pbh(e));
   }
-  return _mm512_reduce_add_ps(sum);
+  if (_mm512_cmp_ps_mask(top, _mm512_set1_ps(kMaxExcess), _CMP_GT_OQ) != 0) return false;
+  _mm512_storeu_ps(sum16, _mm512_add_ps(_mm512_loadu_ps(sum16), _mm512_add_ps(sum0, sum1)));
+  return true;
 }
+
+inline float sum_of(const float* sum16) { return _mm512_reduce_add_ps(_mm512_loadu_ps(sum16)); }
 #else
 inline float row_max_of(const float* s, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
@@ -126,14 +147,24 @@ inline float row_max_of(const float* s, int64_t n) {
   return m;
 }
 
-inline float exp_row(const float* s, uint16_t* p, int64_t n, float scale, float max) {
-  float sum = 0.0f;
-  for (int64_t c = 0; c < n; ++c) {
-    const float e = exp_nonpositive(s[c] * scale - max);
+inline bool exp_row(const float* s, uint16_t* p, int64_t n, float c, float ref, float* sum16) {
+  float sum = 0.0f, top = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    const float t = s[i] * c - ref;
+    top = std::max(top, t);
+    const float e = exp2_scalar(std::min(t, kMaxExcess));
     sum += e;
-    p[c] = f2bf(e);
+    p[i] = f2bf(e);
   }
-  return sum;
+  if (top > kMaxExcess) return false;
+  sum16[0] += sum;
+  return true;
+}
+
+inline float sum_of(const float* sum16) {
+  float s = 0.0f;
+  for (int i = 0; i < 16; ++i) s += sum16[i];
+  return s;
 }
 #endif
 
@@ -339,7 +370,7 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   const bf16* vpd = vp.data_ptr<at::BFloat16>();
   uint16_t* od = reinterpret_cast<uint16_t*>(out.data_ptr());
   const int64_t q_row = q.stride(0), D = s.D;
-  const float sc = float(scale);
+  const float c = float(scale) * 1.44269504088896341f;  // scores to log2 units
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // Local blocks read one key band: the block plus the window on both sides (+2 to keep
   // pairs aligned); global blocks read their sequence in steps of block_k.
@@ -350,10 +381,10 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), n_blocks);
   at::parallel_for(0, n_threads, 1, [&](int64_t t_begin, int64_t t_end) {
     // Per-thread scratch, kept between calls (no page faults per call).
-    thread_local std::vector<float> scores, acc, row_max, row_sum;
+    thread_local std::vector<float> scores, acc, row_ref, row_sum;
     thread_local std::vector<bf16> probs;
-    const size_t need = block_q * std::max(kv_step, D);
-    for (auto* buf : {&scores, &acc, &row_max, &row_sum}) buf->resize(std::max(buf->size(), need));
+    const size_t need = block_q * std::max({kv_step, D, int64_t(16)});
+    for (auto* buf : {&scores, &acc, &row_ref, &row_sum}) buf->resize(std::max(buf->size(), need));
     probs.resize(std::max(probs.size(), need));
     for (int64_t b = 0; b < n_blocks; ++b) {
       if (b % n_threads < t_begin || b % n_threads >= t_end) continue;
@@ -365,8 +396,8 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
         hi = std::min(hi, blk.q1 + window);
       }
       lo &= ~int64_t(1);  // VNNI pairs start at even rows
-      std::fill(row_max.begin(), row_max.begin() + m, neg_inf);
-      std::fill(row_sum.begin(), row_sum.begin() + m, 0.0f);
+      std::fill(row_ref.begin(), row_ref.begin() + m, neg_inf);
+      std::fill(row_sum.begin(), row_sum.begin() + 16 * m, 0.0f);
       const bf16* qb = qd + blk.q0 * q_row + blk.head * D;
       const bf16* kb = kpd + blk.head * (D / 2) * s.Tp * 2;
       const bf16* vb = vpd + blk.head * (s.Tp / 2) * D * 2;
@@ -384,34 +415,37 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
           }
           vlo = std::max(vlo, j0) - j0;
           vhi = std::min(vhi, j1) - j0;
-          float* srow = scores.data() + r * kv_step;
+          const float* srow = scores.data() + r * kv_step;
           uint16_t* prow = reinterpret_cast<uint16_t*>(probs.data()) + r * kv_step;
-          float* arow = acc.data() + r * D;
           if (vhi <= vlo) {  // no key of this row in this step: a zero row of P adds nothing
             std::fill(prow, prow + nk, uint16_t(0));
             continue;
           }
           std::fill(prow, prow + vlo, uint16_t(0));
           std::fill(prow + vhi, prow + nk, uint16_t(0));
-          const float new_max = std::max(row_max[r], row_max_of(srow + vlo, vhi - vlo) * sc);
-          const float sum = exp_row(srow + vlo, prow + vlo, vhi - vlo, sc, new_max);
-          if (first) {
-            row_sum[r] = sum;
-          } else {
-            const float corr = row_max[r] == neg_inf ? 0.0f : exp_nonpositive(row_max[r] - new_max);
-            row_sum[r] = row_sum[r] * corr + sum;
-            if (corr != 1.0f) {
+          float& ref = row_ref[r];
+          float* sum16 = row_sum.data() + 16 * r;
+          if (ref == neg_inf) ref = row_max_of(srow + vlo, vhi - vlo) * c;
+          if (!exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16)) {
+            // A score above the reference by more than kMaxExcess: rebase the row on the
+            // new maximum, rescaling what it has accumulated so far.
+            const float new_ref = row_max_of(srow + vlo, vhi - vlo) * c;
+            const float corr = exp2_scalar(ref - new_ref);
+            for (int l = 0; l < 16; ++l) sum16[l] *= corr;
+            if (!first) {
+              float* arow = acc.data() + r * D;
 #pragma omp simd
               for (int64_t d = 0; d < D; ++d) arow[d] *= corr;
             }
+            ref = new_ref;
+            exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16);
           }
-          row_max[r] = new_max;
         }
         at::native::cpublas::brgemm(m, D, nk, kv_step, D, D, !first, probs.data(), vb + j0 * D, acc.data(), true);
         first = false;
       }
       for (int64_t r = 0; r < m; ++r) {
-        const float inv = 1.0f / row_sum[r];
+        const float inv = 1.0f / sum_of(row_sum.data() + 16 * r);
         const float* arow = acc.data() + r * D;
         uint16_t* orow = od + (blk.q0 + r) * s.H * D + blk.head * D;
 #pragma omp simd

@@ -18,10 +18,11 @@ Batching: a budget of ``--max-tokens`` (8,192) tokens per batch for both. transf
 gets ``max_tokens // longest_possible`` sequences per batch in the set's order, padded to
 the batch's longest (16 for the 512 sets, 1 for the 8,192 sets): what a plain
 ``model(**tokenizer(batch, padding=True))`` loop does. Ours packs the same sequences, in
-the same order, into batches of at most ``max_tokens`` real tokens. Throughput counts
-real tokens only: the best of up to ``--reps`` timed passes over the whole set, after a
-first (warm-up and memory) pass; no further pass once ``--time-budget`` seconds went to
-timed passes.
+the same order, into batches of at most ``max_tokens`` real tokens, balanced
+(``encoder.modernbert.packed_batches``: 8,334 tokens make two batches of ~4,200, not
+8,192 + 142). Throughput counts real tokens only: the best of up to ``--reps`` timed
+passes over the whole set, after a first (warm-up and memory) pass; no further pass once
+``--time-budget`` seconds went to timed passes.
 
 Each (set, model) runs in a fresh subprocess, one after the other, so that peak memory
 is measured cleanly: ``peak_mb`` is the growth of the process's resident set during the
@@ -163,21 +164,8 @@ def _batches_transformers(seqs, max_tokens, longest_possible):
     return [seqs[i : i + size] for i in range(0, len(seqs), size)]
 
 
-def _batches_ours(seqs, max_tokens):
-    batches, cur, used = [], [], 0
-    for s in seqs:
-        if cur and used + len(s) > max_tokens:
-            batches.append(cur)
-            cur, used = [], 0
-        cur.append(s)
-        used += len(s)
-    if cur:
-        batches.append(cur)
-    return batches
-
-
 def worker(args) -> dict:
-    from encoder.modernbert import PackedModernBert, random_modernbert
+    from encoder.modernbert import PackedModernBert, packed_batches, random_modernbert
 
     torch.manual_seed(0)
     dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[args.dtype]
@@ -191,7 +179,8 @@ def worker(args) -> dict:
         # ours_torch_ops: the same packed model on torch operators only (no encoder.kernels).
         packed = PackedModernBert(model, attn_backend="sdpa" if args.impl == "ours_torch_ops" else "auto")
         inputs = []
-        for batch in _batches_ours(seqs, args.max_tokens):
+        for idx in packed_batches([len(s) for s in seqs], args.max_tokens, sort=False):
+            batch = [seqs[i] for i in idx]
             cu = torch.tensor([0] + np.cumsum([len(s) for s in batch]).tolist(), dtype=torch.int64)
             inputs.append((torch.cat(batch).to(device), cu.to(device), max(len(s) for s in batch)))
 

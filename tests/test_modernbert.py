@@ -245,6 +245,15 @@ def test_packed_batches_respect_budget():
         assert len(b) == 1 or sum(lengths[i] for i in b) <= 1000
 
 
+def test_packed_batches_balance_and_order():
+    lengths = [300] * 28  # 8,400 tokens: two batches of 4,200, not 8,100 + 300
+    batches = packed_batches(lengths, 8192, sort=False)
+    assert [sum(lengths[i] for i in b) for b in batches] == [4200, 4200]
+    assert np.concatenate(batches).tolist() == list(range(28))  # input order kept
+    assert [len(b) for b in packed_batches([5, 9, 7], 100)] == [3]
+    assert np.concatenate(packed_batches([5, 9, 7], 100)).tolist() == [1, 2, 0]  # longest first
+
+
 @pytest.fixture(scope="module")
 def saved_checkpoint(tmp_path_factory, hf_model):
     path = tmp_path_factory.mktemp("modernbert-random")

@@ -69,11 +69,11 @@ inline float exp2_scalar(float t) {
 // The online softmax, one row of one key step at a time. Each query row keeps a reference
 // ref (in log2 units, of scaled scores): its first step's maximum. Later steps compute
 // p = 2^(s * c - ref) against that same reference in one pass, with no maximum pass and no
-// rescaling of the accumulated output; only when a score exceeds the reference by more than
-// kMaxExcess (p would pass 2^kMaxExcess; far from overflow in float32 and bf16, which share
-// float32's exponent range) is the row rebased on its new maximum. Partial sums of p stay in
-// 16 lanes per row until the row is done.
-constexpr float kMaxExcess = 16.0f;
+// rescaling of the accumulated output; only when a step's p grow past kMaxSum (2^16: far
+// from overflow in float32 and bf16, which share float32's exponent range) is the row
+// rebased on its new maximum. Partial sums of p stay in 16 lanes per row until the row is
+// done.
+constexpr float kMaxSum = 65536.0f;
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 inline float row_max_of(const float* s, int64_t n) {
@@ -95,12 +95,12 @@ inline float row_max_of(const float* s, int64_t n) {
   return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 }
 
-// 2^t for t <= kMaxExcess: n = round(t) through the 1.5 * 2^23 trick, 2^f for |f| <= 1/2 by a
-// degree-3 polynomial (relative error < 8e-5, far below bf16's 2^-9 on the probabilities it
-// feeds), scaled by 2^n with scalef (which also flushes t far below -126 to 0).
+// 2^t: n = round(t) through the 1.5 * 2^23 trick (for |t| >= 2^22, t is already an
+// integer and n = t), 2^f for |f| <= 1/2 by a degree-3 polynomial (relative error < 8e-5,
+// far below bf16's 2^-9 on the probabilities it feeds), scaled by 2^n with scalef (which
+// flushes t below -150 to 0 and sends t above 128 to inf).
 inline __m512 exp2_of(__m512 t) {
   const __m512 magic = _mm512_set1_ps(12582912.0f);
-  t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));  // keeps n exact through the trick
   const __m512 n = _mm512_sub_ps(_mm512_add_ps(t, magic), magic);
   const __m512 f = _mm512_sub_ps(t, n);
   __m512 p = _mm512_set1_ps(5.509099732777774e-2f);
@@ -111,31 +111,29 @@ inline __m512 exp2_of(__m512 t) {
 }
 
 // p = 2^(s * c - ref) as bf16, its sum added to sum16 (16 partial sums). False (sum16 left
-// as it was) where some s * c - ref > kMaxExcess: the caller rebases the row and calls again.
+// as it was) where a partial sum passes kMaxSum, which any p above it (and any overflow
+// to inf) implies: the caller rebases the row and calls again. Testing the 16 sums rather
+// than each p costs nothing per score; a large sum of moderate p rebases too, harmlessly.
 inline bool exp_row(const float* s, uint16_t* p, int64_t n, float c, float ref, float* sum16) {
   const __m512 vc = _mm512_set1_ps(c), vref = _mm512_set1_ps(ref);
   __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
-  __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512 t0 = _mm512_fmsub_ps(_mm512_loadu_ps(s + i), vc, vref);
-    const __m512 t1 = _mm512_fmsub_ps(_mm512_loadu_ps(s + i + 16), vc, vref);
-    top = _mm512_max_ps(top, _mm512_max_ps(t0, t1));
-    const __m512 e0 = exp2_of(t0), e1 = exp2_of(t1);
+    const __m512 e0 = exp2_of(_mm512_fmsub_ps(_mm512_loadu_ps(s + i), vc, vref));
+    const __m512 e1 = exp2_of(_mm512_fmsub_ps(_mm512_loadu_ps(s + i + 16), vc, vref));
     sum0 = _mm512_add_ps(sum0, e0);
     sum1 = _mm512_add_ps(sum1, e1);
     _mm512_storeu_si512(p + i, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
   }
   for (; i < n; i += 16) {
     const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
-    const __m512 t = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + i), vc, vref);
-    top = _mm512_mask_max_ps(top, k, top, t);
-    const __m512 e = _mm512_maskz_mov_ps(k, exp2_of(t));
+    const __m512 e = _mm512_maskz_mov_ps(k, exp2_of(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + i), vc, vref)));
     sum0 = _mm512_add_ps(sum0, e);
     _mm256_mask_storeu_epi16(p + i, k, (__m256i)_mm512_cvtneps_pbh(e));
   }
-  if (_mm512_cmp_ps_mask(top, _mm512_set1_ps(kMaxExcess), _CMP_GT_OQ) != 0) return false;
-  _mm512_storeu_ps(sum16, _mm512_add_ps(_mm512_loadu_ps(sum16), _mm512_add_ps(sum0, sum1)));
+  const __m512 sum = _mm512_add_ps(sum0, sum1);
+  if (_mm512_cmp_ps_mask(sum, _mm512_set1_ps(kMaxSum), _CMP_GT_OQ) != 0) return false;
+  _mm512_storeu_ps(sum16, _mm512_add_ps(_mm512_loadu_ps(sum16), sum));
   return true;
 }
 
@@ -148,15 +146,13 @@ inline float row_max_of(const float* s, int64_t n) {
 }
 
 inline bool exp_row(const float* s, uint16_t* p, int64_t n, float c, float ref, float* sum16) {
-  float sum = 0.0f, top = -std::numeric_limits<float>::infinity();
+  float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
-    const float t = s[i] * c - ref;
-    top = std::max(top, t);
-    const float e = exp2_scalar(std::min(t, kMaxExcess));
+    const float e = exp2_scalar(std::min(s[i] * c - ref, 17.0f));  // past kMaxSum: rebased
     sum += e;
     p[i] = f2bf(e);
   }
-  if (top > kMaxExcess) return false;
+  if (sum > kMaxSum) return false;
   sum16[0] += sum;
   return true;
 }
@@ -427,7 +423,7 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
           float* sum16 = row_sum.data() + 16 * r;
           if (ref == neg_inf) ref = row_max_of(srow + vlo, vhi - vlo) * c;
           if (!exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16)) {
-            // A score above the reference by more than kMaxExcess: rebase the row on the
+            // p past kMaxSum (a score well above the reference): rebase the row on the
             // new maximum, rescaling what it has accumulated so far.
             const float new_ref = row_max_of(srow + vlo, vhi - vlo) * c;
             const float corr = exp2_scalar(ref - new_ref);

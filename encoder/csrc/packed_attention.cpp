@@ -179,25 +179,25 @@ struct Io<uint16_t> {
   static void st(uint16_t* p, float v) { *p = f2bf(v); }
 };
 
+// y = x rotated (transformers' rotate_half convention) by the angles of cos / sin (D / 2 each).
+template <typename T>
+inline void rotate(const T* x, T* y, const float* c, const float* s, int64_t half) {
+#pragma omp simd
+  for (int64_t i = 0; i < half; ++i) {
+    const float x1 = Io<T>::ld(x + i), x2 = Io<T>::ld(x + i + half);
+    Io<T>::st(y + i, x1 * c[i] - x2 * s[i]);
+    Io<T>::st(y + i + half, x2 * c[i] + x1 * s[i]);
+  }
+}
+
 template <typename T>
 void rope_impl(const T* src, int64_t src_row, T* dst, int64_t dst_row, const float* cos, const float* sin,
                int64_t n_tok, int64_t vectors, int64_t D) {
   const int64_t half = D / 2;
   at::parallel_for(0, n_tok, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const float* c = cos + t * half;
-      const float* s = sin + t * half;
-      for (int64_t h = 0; h < vectors; ++h) {
-        const T* x = src + t * src_row + h * D;
-        T* y = dst + t * dst_row + h * D;
-#pragma omp simd
-        for (int64_t i = 0; i < half; ++i) {
-          const float x1 = Io<T>::ld(x + i), x2 = Io<T>::ld(x + i + half);
-          Io<T>::st(y + i, x1 * c[i] - x2 * s[i]);
-          Io<T>::st(y + i + half, x2 * c[i] + x1 * s[i]);
-        }
-      }
-    }
+    for (int64_t t = begin; t < end; ++t)
+      for (int64_t h = 0; h < vectors; ++h)
+        rotate(src + t * src_row + h * D, dst + t * dst_row + h * D, cos + t * half, sin + t * half, half);
   });
 }
 
@@ -208,69 +208,89 @@ struct Shape {
 };
 
 // Keys as the B operand of Q K^T, VNNI (pairs along D): kp[h][d / 2][j][d % 2], row length Tp.
-// A (d, d + 1) pair is 4 bytes in both layouts: per head this is a transpose of 32-bit words,
-// done in blocks of tokens so that reads and writes both stay in cache lines.
-void pack_keys(const uint16_t* k, int64_t k_row, uint16_t* kp, const Shape& s) {
-  constexpr int64_t kTok = 64;
-  const int64_t pairs = s.D / 2, n_tb = (s.Tp + kTok - 1) / kTok;
-  const uint32_t* in = reinterpret_cast<const uint32_t*>(k);
-  uint32_t* out = reinterpret_cast<uint32_t*>(kp);
-  at::parallel_for(0, s.H * n_tb, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t hb = begin; hb < end; ++hb) {
-      const int64_t h = hb / n_tb, j0 = (hb % n_tb) * kTok, j1 = std::min(j0 + kTok, s.Tp);
-      const int64_t jr = std::min(j1, s.T);  // real tokens; the rest is padding
-      int64_t j = j0;
+// A (d, d + 1) pair is 4 bytes in both layouts: per head this is a transpose of 32-bit words.
+// pack_key_rows moves n <= 16 tokens (rows of `in`, row_words apart) of one head to
+// out[p * Tp + i], out pointing at the head's first token of the block.
+inline void pack_key_rows(const uint32_t* in, int64_t row_words, int64_t n, int64_t pairs, uint32_t* out,
+                          int64_t Tp) {
+  int64_t p0 = 0;
 #if defined(__AVX512F__)
-      // 16 tokens at a time: gather word p of each, store them as one 64-byte row.
-      const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                              _mm512_set1_epi32(int32_t(k_row / 2)));
-      for (; j + 16 <= jr; j += 16) {
-        const uint32_t* base = in + (j * k_row + h * s.D) / 2;
-        for (int64_t p = 0; p < pairs; ++p)
-          _mm512_storeu_si512(out + (h * pairs + p) * s.Tp + j, _mm512_i32gather_epi32(rows, base + p, 4));
+  if (n == 16) {  // 16 x 16 words at a time, transposed in registers
+    for (; p0 + 16 <= pairs; p0 += 16) {
+      __m512i r[16], a[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(in + i * row_words + p0);
+      for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
       }
-#endif
-      for (int64_t p = 0; p < pairs; ++p) {
-        uint32_t* o = out + (h * pairs + p) * s.Tp;
-        for (int64_t jj = j; jj < jr; ++jj) o[jj] = in[(jj * k_row + h * s.D) / 2 + p];
-        for (int64_t jj = std::max(j, jr); jj < j1; ++jj) o[jj] = 0;
+      for (int i = 0; i < 16; i += 4) {  // r[i] lane L: word 4L + m of rows i .. i + 3
+        r[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+      }
+      for (int m = 0; m < 4; ++m) {  // gather lane L of r[m], r[4 + m], r[8 + m], r[12 + m]
+        const __m512i c0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88), d0 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
+        const __m512i c1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd), d1 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
+        _mm512_storeu_si512(out + (p0 + m) * Tp, _mm512_shuffle_i32x4(c0, d0, 0x88));
+        _mm512_storeu_si512(out + (p0 + 8 + m) * Tp, _mm512_shuffle_i32x4(c0, d0, 0xdd));
+        _mm512_storeu_si512(out + (p0 + 4 + m) * Tp, _mm512_shuffle_i32x4(c1, d1, 0x88));
+        _mm512_storeu_si512(out + (p0 + 12 + m) * Tp, _mm512_shuffle_i32x4(c1, d1, 0xdd));
       }
     }
-  });
+  }
+#endif
+  for (int64_t p = p0; p < pairs; ++p)
+    for (int64_t i = 0; i < n; ++i) out[p * Tp + i] = in[i * row_words + p];
 }
 
 // Values as the B operand of P V, VNNI (pairs along tokens): vp[h][j / 2][d][j % 2].
-void pack_values(const uint16_t* v, int64_t v_row, uint16_t* vp, const Shape& s) {
-  const int64_t pairs = s.Tp / 2;
-  at::parallel_for(0, s.H * pairs, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t hp = begin; hp < end; ++hp) {
-      const int64_t h = hp / pairs, j = 2 * (hp % pairs);
-      uint16_t* out = vp + hp * s.D * 2;
-      if (j >= s.T) {  // padding pairs
-        std::fill(out, out + 2 * s.D, uint16_t(0));
-        continue;
-      }
-      const uint16_t* r0 = v + j * v_row + h * s.D;
-      const uint16_t* r1 = j + 1 < s.T ? r0 + v_row : nullptr;
-      int64_t d = 0;
+// pack_value_pair interleaves the rows of tokens j and j + 1 (r1 null past the end: zeros).
+inline void pack_value_pair(const uint16_t* r0, const uint16_t* r1, uint16_t* out, int64_t D) {
+  int64_t d = 0;
 #if defined(__AVX512BW__)
-      if (r1 != nullptr) {  // interleave 16 + 16 values per shuffle
-        const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
-                                            39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
-        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
-        for (; d + 32 <= s.D; d += 32) {
-          const __m512i a = _mm512_loadu_si512(r0 + d), b = _mm512_loadu_si512(r1 + d);
-          _mm512_storeu_si512(out + 2 * d, _mm512_permutex2var_epi16(a, lo, b));
-          _mm512_storeu_si512(out + 2 * d + 32, _mm512_permutex2var_epi16(a, hi, b));
-        }
-      }
+  if (r1 != nullptr) {  // interleave 16 + 16 values per shuffle
+    const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                        39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    for (; d + 32 <= D; d += 32) {
+      const __m512i a = _mm512_loadu_si512(r0 + d), b = _mm512_loadu_si512(r1 + d);
+      _mm512_storeu_si512(out + 2 * d, _mm512_permutex2var_epi16(a, lo, b));
+      _mm512_storeu_si512(out + 2 * d + 32, _mm512_permutex2var_epi16(a, hi, b));
+    }
+  }
 #endif
-      for (; d < s.D; ++d) {
-        out[2 * d] = r0[d];
-        out[2 * d + 1] = r1 ? r1[d] : uint16_t(0);
+  for (; d < D; ++d) {
+    out[2 * d] = r0[d];
+    out[2 * d + 1] = r1 ? r1[d] : uint16_t(0);
+  }
+}
+
+// Zeros for the padding tokens [T, Tp) of both packed buffers.
+void zero_padding(uint16_t* kp, uint16_t* vp, const Shape& s) {
+  uint32_t* k32 = reinterpret_cast<uint32_t*>(kp);
+  for (int64_t hp = 0; hp < s.H * s.D / 2; ++hp) std::fill(k32 + hp * s.Tp + s.T, k32 + (hp + 1) * s.Tp, 0u);
+  const int64_t first_pair = (s.T + 1) / 2;  // an odd T's last pair is written with its zero half
+  for (int64_t h = 0; h < s.H; ++h)
+    std::fill(vp + (h * s.Tp / 2 + first_pair) * 2 * s.D, vp + (h + 1) * s.Tp / 2 * 2 * s.D, uint16_t(0));
+}
+
+// Keys and values of the whole stream into the packed buffers (keys already rotated).
+void pack_keys_values(const uint16_t* k, int64_t k_row, const uint16_t* v, int64_t v_row, uint16_t* kp,
+                      uint16_t* vp, const Shape& s) {
+  const int64_t pairs = s.D / 2, n_tb = (s.T + 15) / 16;
+  at::parallel_for(0, s.H * n_tb, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t hb = begin; hb < end; ++hb) {
+      const int64_t h = hb / n_tb, j0 = (hb % n_tb) * 16, n = std::min<int64_t>(16, s.T - j0);
+      pack_key_rows(reinterpret_cast<const uint32_t*>(k + j0 * k_row + h * s.D), k_row / 2, n, pairs,
+                    reinterpret_cast<uint32_t*>(kp) + h * pairs * s.Tp + j0, s.Tp);
+      for (int64_t j = j0; j < j0 + n; j += 2) {
+        const uint16_t* r0 = v + j * v_row + h * s.D;
+        pack_value_pair(r0, j + 1 < s.T ? r0 + v_row : nullptr, vp + (h * s.Tp / 2 + j / 2) * 2 * s.D, s.D);
       }
     }
   });
+  zero_padding(kp, vp, s);
 }
 
 // Row length of the packed keys: even, and not a multiple of 4 KiB in bytes, so that the
@@ -312,6 +332,29 @@ int64_t packed_buffer_numel(int64_t T, int64_t H, int64_t D) { return H * D * pa
 
 bool amx_attention_supported() { return at::native::cpublas::could_pack(at::kBFloat16); }
 
+namespace {
+
+void check_cpu_bf16(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.scalar_type() == at::kBFloat16 && t.device().is_cpu(), what, ": bfloat16 CPU tensors expected");
+}
+
+// The packed key / value buffers hold at least packed_buffer_numel(T, H, D) bf16 elements.
+void check_packed_buffers(const torch::Tensor& key_buf, const torch::Tensor& value_buf, const Shape& s,
+                          const char* what) {
+  const int64_t packed_numel = s.H * s.D * s.Tp;
+  for (const auto& b : {key_buf, value_buf}) {
+    check_cpu_bf16(b, what);
+    TORCH_CHECK(b.is_contiguous() && b.numel() >= packed_numel, what,
+                ": key_buf / value_buf must be contiguous with >= ", packed_numel, " elements");
+  }
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torch::Tensor& vp,
+                     const torch::Tensor& cu_seqlens, int64_t window, double scale, torch::Tensor& out,
+                     int64_t block_q, int64_t block_k, const Shape& s);
+
+}  // namespace
+
 // q, k, v: (T, H, D) bf16 views whose rows may be strided (slices of a fused qkv buffer),
 // contiguous in (H, D). cu_seqlens: int64 (num_seqs + 1,), on CPU. window < 0: global.
 // out: (T, H, D) bf16, contiguous. Returns out.
@@ -320,37 +363,100 @@ bool amx_attention_supported() { return at::native::cpublas::could_pack(at::kBFl
 torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor cu_seqlens,
                                int64_t window, double scale, torch::Tensor out, int64_t block_q, int64_t block_k,
                                torch::Tensor key_buf, torch::Tensor value_buf) {
-  TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 &&
-                  v.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16,
-              "varlen_attention: bfloat16 tensors expected");
-  TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() && out.device().is_cpu(),
-              "varlen_attention: CPU tensors expected");
-  TORCH_CHECK(q.dim() == 3 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && out.sizes() == q.sizes(),
-              "varlen_attention: q, k, v, out must all be (T, H, D)");
   for (const auto& t : {q, k, v}) {
-    TORCH_CHECK(t.stride(2) == 1 && t.stride(1) == t.size(2), "varlen_attention: rows must be dense in (H, D)");
+    check_cpu_bf16(t, "varlen_attention");
+    TORCH_CHECK(t.dim() == 3 && t.sizes() == q.sizes() && t.stride(2) == 1 && t.stride(1) == t.size(2),
+                "varlen_attention: q, k, v must be (T, H, D), rows dense in (H, D)");
   }
-  TORCH_CHECK(out.is_contiguous(), "varlen_attention: out must be contiguous");
+  const Shape s{q.size(0), q.size(1), q.size(2), padded_tokens(q.size(0))};
+  check_packed_buffers(key_buf, value_buf, s, "varlen_attention");
+  pack_keys_values(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0),
+                   reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0),
+                   reinterpret_cast<uint16_t*>(key_buf.data_ptr()), reinterpret_cast<uint16_t*>(value_buf.data_ptr()),
+                   s);
+  return attend(q, key_buf, value_buf, cu_seqlens, window, scale, out, block_q, block_k, s);
+}
+
+// One pass over the fused qkv rows (T, 3, H, D), bf16, rows dense in (3, H, D): rotated
+// queries into q_out (T, H, D), rotated keys and the values straight into the packed
+// buffers that varlen_attention_packed reads (rather than rotated keys written out, then
+// read back and packed). cos / sin: float32 (T, D / 2).
+void rope_pack(torch::Tensor qkv, torch::Tensor q_out, torch::Tensor cos, torch::Tensor sin, torch::Tensor key_buf,
+               torch::Tensor value_buf) {
+  check_cpu_bf16(qkv, "rope_pack");
+  check_cpu_bf16(q_out, "rope_pack");
+  TORCH_CHECK(qkv.dim() == 4 && qkv.size(1) == 3 && qkv.stride(3) == 1 && qkv.stride(2) == qkv.size(3) &&
+                  qkv.stride(1) == qkv.size(2) * qkv.size(3) && qkv.size(3) % 2 == 0,
+              "rope_pack: qkv (T, 3, H, D) with rows dense in (3, H, D), D even expected");
+  const Shape s{qkv.size(0), qkv.size(2), qkv.size(3), padded_tokens(qkv.size(0))};
+  TORCH_CHECK(q_out.is_contiguous() && q_out.dim() == 3 && q_out.size(0) == s.T && q_out.size(1) == s.H &&
+                  q_out.size(2) == s.D, "rope_pack: q_out must be a contiguous (T, H, D) tensor");
+  TORCH_CHECK(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
+                  sin.is_contiguous() && cos.dim() == 2 && cos.size(0) == s.T && cos.size(1) == s.D / 2 &&
+                  sin.sizes() == cos.sizes(), "rope_pack: contiguous float32 (T, D / 2) cos / sin expected");
+  check_packed_buffers(key_buf, value_buf, s, "rope_pack");
+  const auto* x = reinterpret_cast<const uint16_t*>(qkv.data_ptr());
+  auto* qo = reinterpret_cast<uint16_t*>(q_out.data_ptr());
+  auto* kp = reinterpret_cast<uint16_t*>(key_buf.data_ptr());
+  auto* vp = reinterpret_cast<uint16_t*>(value_buf.data_ptr());
+  const float* cs = cos.data_ptr<float>();
+  const float* sn = sin.data_ptr<float>();
+  const int64_t row = qkv.stride(0), HD = s.H * s.D, half = s.D / 2, n_tb = (s.T + 15) / 16;
+  at::parallel_for(0, n_tb, 4, [&](int64_t begin, int64_t end) {
+    // Rotated keys of 16 tokens, all heads: written for every head before any is packed
+    // (packing each head's keys right after writing them ran at half the speed here).
+    thread_local std::vector<uint16_t> keys_buf;
+    keys_buf.resize(std::max<size_t>(keys_buf.size(), 16 * HD));
+    uint16_t* keys = keys_buf.data();
+    for (int64_t tb = begin; tb < end; ++tb) {
+      const int64_t t0 = tb * 16, n = std::min<int64_t>(16, s.T - t0);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = t0 + i;
+        for (int64_t h = 0; h < s.H; ++h) {
+          const uint16_t* r = x + t * row + h * s.D;
+          rotate(r, qo + t * HD + h * s.D, cs + t * half, sn + t * half, half);
+          rotate(r + HD, keys + i * HD + h * s.D, cs + t * half, sn + t * half, half);
+        }
+      }
+      for (int64_t h = 0; h < s.H; ++h) {
+        pack_key_rows(reinterpret_cast<const uint32_t*>(keys + h * s.D), HD / 2, n, half,
+                      reinterpret_cast<uint32_t*>(kp) + h * half * s.Tp + t0, s.Tp);
+        for (int64_t j = t0; j < t0 + n; j += 2) {
+          const uint16_t* r0 = x + j * row + 2 * HD + h * s.D;
+          pack_value_pair(r0, j + 1 < s.T ? r0 + row : nullptr, vp + (h * s.Tp / 2 + j / 2) * 2 * s.D, s.D);
+        }
+      }
+    }
+  });
+  zero_padding(kp, vp, s);
+}
+
+// varlen_attention on keys and values that rope_pack already packed into key_buf / value_buf.
+torch::Tensor varlen_attention_packed(torch::Tensor q, torch::Tensor key_buf, torch::Tensor value_buf,
+                                      torch::Tensor cu_seqlens, int64_t window, double scale, torch::Tensor out,
+                                      int64_t block_q, int64_t block_k) {
+  check_cpu_bf16(q, "varlen_attention_packed");
+  TORCH_CHECK(q.dim() == 3 && q.stride(2) == 1 && q.stride(1) == q.size(2),
+              "varlen_attention_packed: q must be (T, H, D), rows dense in (H, D)");
+  const Shape s{q.size(0), q.size(1), q.size(2), padded_tokens(q.size(0))};
+  check_packed_buffers(key_buf, value_buf, s, "varlen_attention_packed");
+  return attend(q, key_buf, value_buf, cu_seqlens, window, scale, out, block_q, block_k, s);
+}
+
+namespace {
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torch::Tensor& vp,
+                     const torch::Tensor& cu_seqlens, int64_t window, double scale, torch::Tensor& out,
+                     int64_t block_q, int64_t block_k, const Shape& s) {
+  check_cpu_bf16(out, "varlen_attention");
+  TORCH_CHECK(out.is_contiguous() && out.sizes() == q.sizes(), "varlen_attention: out must be a contiguous (T, H, D)");
   TORCH_CHECK(cu_seqlens.scalar_type() == at::kLong && cu_seqlens.is_contiguous() && cu_seqlens.device().is_cpu(),
               "varlen_attention: cu_seqlens must be a contiguous int64 CPU tensor");
   TORCH_CHECK(block_q > 0 && block_k > 0 && block_k % 2 == 0, "varlen_attention: bad block sizes");
-  Shape s{q.size(0), q.size(1), q.size(2), 0};
-  s.Tp = padded_tokens(s.T);
   TORCH_CHECK(s.D % 2 == 0, "varlen_attention: even head size expected");
   const int64_t* cu = cu_seqlens.data_ptr<int64_t>();
   const int64_t n_seqs = cu_seqlens.numel() - 1;
   TORCH_CHECK(n_seqs >= 1 && cu[0] == 0 && cu[n_seqs] == s.T, "varlen_attention: cu_seqlens must go from 0 to T");
-
-  const int64_t packed_numel = s.H * s.D * s.Tp;
-  for (const auto& b : {key_buf, value_buf}) {
-    TORCH_CHECK(b.scalar_type() == at::kBFloat16 && b.is_contiguous() && b.numel() >= packed_numel,
-                "varlen_attention: key_buf / value_buf must be contiguous bf16 with >= ", packed_numel, " elements");
-  }
-  torch::Tensor kp = key_buf, vp = value_buf;
-  const auto* k_bits = reinterpret_cast<const uint16_t*>(k.data_ptr());
-  const auto* v_bits = reinterpret_cast<const uint16_t*>(v.data_ptr());
-  pack_keys(k_bits, k.stride(0), reinterpret_cast<uint16_t*>(kp.data_ptr()), s);
-  pack_values(v_bits, v.stride(0), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
 
   std::vector<Block> blocks;
   for (int64_t i = 0; i < n_seqs; ++i) {
@@ -453,9 +559,13 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   return out;
 }
 
+}  // namespace
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope", &rope, "RoPE of (T, n, H, D) rows into dst, float32 (T, D/2) cos/sin tables");
   m.def("varlen_attention", &varlen_attention, "packed varlen attention, global or banded (bf16, AMX)");
+  m.def("rope_pack", &rope_pack, "rotated q into q_out, rotated keys and values into the packed buffers (bf16)");
+  m.def("varlen_attention_packed", &varlen_attention_packed, "varlen_attention on keys / values packed by rope_pack");
   m.def("packed_buffer_numel", &packed_buffer_numel, "scratch size (elements) of varlen_attention's key/value buffers");
   m.def("amx_attention_supported", &amx_attention_supported, "whether ATen's brgemm can pack bf16 here");
 }

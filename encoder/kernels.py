@@ -8,8 +8,6 @@ Two operations that torch has no single kernel for on CPU:
   global or banded (``|i - j| <= window``), bf16 on AMX (the matmuls through ATen's
   ``cpublas::brgemm``, online softmax in AVX-512). No padded batch, no mask tensor, keys
   packed once per layer; measured against torch's SDPA in ``encoder.bench``.
-  :func:`rope_pack` + :func:`varlen_attention_packed` split it so that the RoPE pass
-  writes the packed keys and values directly (what the encoder runs).
 
 The extension is built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja
 are needed) into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), once per
@@ -127,13 +125,6 @@ def rope(src: torch.Tensor, dst: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
         load().rope(src, dst, cos, sin)
 
 
-def _blocks(window: int | None, cu_seqlens: torch.Tensor, max_seqlen: int | None) -> tuple[int, int]:
-    if window is not None:
-        return LOCAL_BLOCKS
-    longest = max_seqlen if max_seqlen is not None else int(cu_seqlens.diff().max())
-    return GLOBAL_BLOCKS_LONG if longest >= LONG else GLOBAL_BLOCKS
-
-
 def varlen_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -153,42 +144,16 @@ def varlen_attention(
     ``max_seqlen`` (its longest sequence, computed when omitted) picks the block sizes.
     ``scratch``: two bf16 buffers from :func:`attention_scratch`, to reuse across calls.
     """
-    block_q, block_k = _blocks(window, cu_seqlens, max_seqlen)
+    if window is not None:
+        block_q, block_k = LOCAL_BLOCKS
+    else:
+        longest = max_seqlen if max_seqlen is not None else int(cu_seqlens.diff().max())
+        block_q, block_k = GLOBAL_BLOCKS_LONG if longest >= LONG else GLOBAL_BLOCKS
     if scratch is None:
         scratch = attention_scratch(*q.shape)
     with torch.profiler.record_function("encoder::varlen_attention"):
         return load().varlen_attention(
             q, k, v, cu_seqlens, -1 if window is None else int(window), float(scale), out, block_q, block_k, *scratch
-        )
-
-
-def rope_pack(
-    qkv: torch.Tensor, q_out: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scratch: tuple[torch.Tensor, torch.Tensor]
-) -> None:
-    """:func:`rope` and the packing of :func:`varlen_attention` in one pass over ``qkv``.
-
-    ``qkv``: bf16 ``(T, 3, H, D)`` rows (dense in ``(3, H, D)``, rows may be strided);
-    rotated queries go to ``q_out`` (contiguous ``(T, H, D)``), rotated keys and the values
-    into ``scratch`` (from :func:`attention_scratch`), for :func:`varlen_attention_packed`.
-    """
-    with torch.profiler.record_function("encoder::rope"):
-        load().rope_pack(qkv, q_out, cos, sin, *scratch)
-
-
-def varlen_attention_packed(
-    q: torch.Tensor,
-    scratch: tuple[torch.Tensor, torch.Tensor],
-    cu_seqlens: torch.Tensor,
-    window: int | None,
-    scale: float,
-    out: torch.Tensor,
-    max_seqlen: int | None = None,
-) -> torch.Tensor:
-    """:func:`varlen_attention` on keys and values that :func:`rope_pack` put in ``scratch``."""
-    block_q, block_k = _blocks(window, cu_seqlens, max_seqlen)
-    with torch.profiler.record_function("encoder::varlen_attention"):
-        return load().varlen_attention_packed(
-            q, *scratch, cu_seqlens, -1 if window is None else int(window), float(scale), out, block_q, block_k
         )
 
 

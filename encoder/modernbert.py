@@ -513,17 +513,16 @@ class PackedModernBert(nn.Module):
         T = plan.total
         rows = w + max(plan.n_blocks * plan.block, T) + w
         inter = self.config.intermediate_size
-        ws = {"qkv": torch.empty(rows, 3, H, D, dtype=dtype, device=device)}
-        if plan.kernel_attention:  # rotated queries; keys and values go to the kernel's packed buffers
-            ws["q"] = torch.empty(T, H, D, dtype=dtype, device=device)
+        ws = {
+            "qkv": torch.empty(rows, 3, H, D, dtype=dtype, device=device),
+            "qk": torch.empty(rows, 2, H, D, dtype=dtype, device=device),
+        }
+        for name in ("qkv", "qk"):
+            ws[name][:w].zero_()
+            ws[name][w + T :].zero_()
+        if plan.kernel_attention:
             ws["attn"] = torch.empty(T, H, D, dtype=dtype, device=device)
             ws["attn_scratch"] = kernels.attention_scratch(T, H, D)
-        else:
-            ws["qk"] = torch.empty(rows, 2, H, D, dtype=dtype, device=device)
-        for name in ("qkv", "qk"):
-            if name in ws:
-                ws[name][:w].zero_()
-                ws[name][w + T :].zero_()
         ws["onednn"] = device.type == "cpu" and _onednn_pointwise_ok(dtype)
         if not ws["onednn"]:
             ws["wi"] = torch.empty(T, 2 * inter, dtype=dtype, device=device)
@@ -551,26 +550,26 @@ class PackedModernBert(nn.Module):
         torch.mm(layer.attn_norm(h), attn.Wqkv.weight.t(), out=qkv_flat)
         if attn.Wqkv.bias is not None:
             qkv_flat.add_(attn.Wqkv.bias)
-        if plan.kernel_attention:  # RoPE writes the packed keys / values the attention kernel reads
-            window = self.half_window if layer_type == "sliding_attention" else None
-            kernels.rope_pack(qkv_rows, ws["q"], *plan.rope_f32[layer_type], ws["attn_scratch"])
-            o = kernels.varlen_attention_packed(
-                ws["q"], ws["attn_scratch"], plan.cu_host, window, D**-0.5, ws["attn"], plan.max_seqlen
-            ).view(T, H * D)
+        qk_rows = ws["qk"][w : w + T]
+        if plan.rope_f32:
+            kernels.rope(qkv_rows, qk_rows, *plan.rope_f32[layer_type])
         else:
-            if plan.rope_f32:
-                kernels.rope(qkv_rows, ws["qk"][w : w + T], *plan.rope_f32[layer_type])
-            else:
-                self._rope_into(qkv_rows, ws["qk"][w : w + T], plan, layer_type)
-            if layer_type == "sliding_attention":
-                B, nb = plan.block, plan.n_blocks
-                qb = ws["qk"][w : w + nb * B, 0].view(nb, B, H, D).transpose(1, 2)
-                kb = ws["qk"][:, 1].unfold(0, B + 2 * w, B).transpose(2, 3)
-                vb = ws["qkv"][:, 2].unfold(0, B + 2 * w, B).transpose(2, 3)
-                o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=plan.band_mask, scale=D**-0.5)
-                o = o.transpose(1, 2).reshape(nb * B, H * D)[:T]
-            else:
-                o = self._attn_global_sdpa(ws["qk"], ws["qkv"][:, 2], plan, 0.0, zero_row=0)
+            self._rope_into(qkv_rows, qk_rows, plan, layer_type)
+        if plan.kernel_attention:
+            window = self.half_window if layer_type == "sliding_attention" else None
+            q, k, v = qk_rows[:, 0], qk_rows[:, 1], qkv_rows[:, 2]
+            o = kernels.varlen_attention(
+                q, k, v, plan.cu_host, window, D**-0.5, ws["attn"], plan.max_seqlen, ws["attn_scratch"]
+            ).view(T, H * D)
+        elif layer_type == "sliding_attention":
+            B, nb = plan.block, plan.n_blocks
+            qb = ws["qk"][w : w + nb * B, 0].view(nb, B, H, D).transpose(1, 2)
+            kb = ws["qk"][:, 1].unfold(0, B + 2 * w, B).transpose(2, 3)
+            vb = ws["qkv"][:, 2].unfold(0, B + 2 * w, B).transpose(2, 3)
+            o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=plan.band_mask, scale=D**-0.5)
+            o = o.transpose(1, 2).reshape(nb * B, H * D)[:T]
+        else:
+            o = self._attn_global_sdpa(ws["qk"], ws["qkv"][:, 2], plan, 0.0, zero_row=0)
         h.addmm_(o, attn.Wo.weight.t())
         if attn.Wo.bias is not None:
             h.add_(attn.Wo.bias)

@@ -179,25 +179,25 @@ struct Io<uint16_t> {
   static void st(uint16_t* p, float v) { *p = f2bf(v); }
 };
 
-// y = x rotated (transformers' rotate_half convention) by the angles of cos / sin (D / 2 each).
-template <typename T>
-inline void rotate(const T* x, T* y, const float* c, const float* s, int64_t half) {
-#pragma omp simd
-  for (int64_t i = 0; i < half; ++i) {
-    const float x1 = Io<T>::ld(x + i), x2 = Io<T>::ld(x + i + half);
-    Io<T>::st(y + i, x1 * c[i] - x2 * s[i]);
-    Io<T>::st(y + i + half, x2 * c[i] + x1 * s[i]);
-  }
-}
-
 template <typename T>
 void rope_impl(const T* src, int64_t src_row, T* dst, int64_t dst_row, const float* cos, const float* sin,
                int64_t n_tok, int64_t vectors, int64_t D) {
   const int64_t half = D / 2;
   at::parallel_for(0, n_tok, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t)
-      for (int64_t h = 0; h < vectors; ++h)
-        rotate(src + t * src_row + h * D, dst + t * dst_row + h * D, cos + t * half, sin + t * half, half);
+    for (int64_t t = begin; t < end; ++t) {
+      const float* c = cos + t * half;
+      const float* s = sin + t * half;
+      for (int64_t h = 0; h < vectors; ++h) {
+        const T* x = src + t * src_row + h * D;
+        T* y = dst + t * dst_row + h * D;
+#pragma omp simd
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = Io<T>::ld(x + i), x2 = Io<T>::ld(x + i + half);
+          Io<T>::st(y + i, x1 * c[i] - x2 * s[i]);
+          Io<T>::st(y + i + half, x2 * c[i] + x1 * s[i]);
+        }
+      }
+    }
   });
 }
 
@@ -332,29 +332,6 @@ int64_t packed_buffer_numel(int64_t T, int64_t H, int64_t D) { return H * D * pa
 
 bool amx_attention_supported() { return at::native::cpublas::could_pack(at::kBFloat16); }
 
-namespace {
-
-void check_cpu_bf16(const torch::Tensor& t, const char* what) {
-  TORCH_CHECK(t.scalar_type() == at::kBFloat16 && t.device().is_cpu(), what, ": bfloat16 CPU tensors expected");
-}
-
-// The packed key / value buffers hold at least packed_buffer_numel(T, H, D) bf16 elements.
-void check_packed_buffers(const torch::Tensor& key_buf, const torch::Tensor& value_buf, const Shape& s,
-                          const char* what) {
-  const int64_t packed_numel = s.H * s.D * s.Tp;
-  for (const auto& b : {key_buf, value_buf}) {
-    check_cpu_bf16(b, what);
-    TORCH_CHECK(b.is_contiguous() && b.numel() >= packed_numel, what,
-                ": key_buf / value_buf must be contiguous with >= ", packed_numel, " elements");
-  }
-}
-
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torch::Tensor& vp,
-                     const torch::Tensor& cu_seqlens, int64_t window, double scale, torch::Tensor& out,
-                     int64_t block_q, int64_t block_k, const Shape& s);
-
-}  // namespace
-
 // q, k, v: (T, H, D) bf16 views whose rows may be strided (slices of a fused qkv buffer),
 // contiguous in (H, D). cu_seqlens: int64 (num_seqs + 1,), on CPU. window < 0: global.
 // out: (T, H, D) bf16, contiguous. Returns out.
@@ -363,100 +340,36 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torc
 torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor cu_seqlens,
                                int64_t window, double scale, torch::Tensor out, int64_t block_q, int64_t block_k,
                                torch::Tensor key_buf, torch::Tensor value_buf) {
+  TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 &&
+                  v.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16,
+              "varlen_attention: bfloat16 tensors expected");
+  TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() && out.device().is_cpu(),
+              "varlen_attention: CPU tensors expected");
+  TORCH_CHECK(q.dim() == 3 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && out.sizes() == q.sizes(),
+              "varlen_attention: q, k, v, out must all be (T, H, D)");
   for (const auto& t : {q, k, v}) {
-    check_cpu_bf16(t, "varlen_attention");
-    TORCH_CHECK(t.dim() == 3 && t.sizes() == q.sizes() && t.stride(2) == 1 && t.stride(1) == t.size(2),
-                "varlen_attention: q, k, v must be (T, H, D), rows dense in (H, D)");
+    TORCH_CHECK(t.stride(2) == 1 && t.stride(1) == t.size(2), "varlen_attention: rows must be dense in (H, D)");
   }
-  const Shape s{q.size(0), q.size(1), q.size(2), padded_tokens(q.size(0))};
-  check_packed_buffers(key_buf, value_buf, s, "varlen_attention");
-  pack_keys_values(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0),
-                   reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0),
-                   reinterpret_cast<uint16_t*>(key_buf.data_ptr()), reinterpret_cast<uint16_t*>(value_buf.data_ptr()),
-                   s);
-  return attend(q, key_buf, value_buf, cu_seqlens, window, scale, out, block_q, block_k, s);
-}
-
-// One pass over the fused qkv rows (T, 3, H, D), bf16, rows dense in (3, H, D): rotated
-// queries into q_out (T, H, D), rotated keys and the values straight into the packed
-// buffers that varlen_attention_packed reads (rather than rotated keys written out, then
-// read back and packed). cos / sin: float32 (T, D / 2).
-void rope_pack(torch::Tensor qkv, torch::Tensor q_out, torch::Tensor cos, torch::Tensor sin, torch::Tensor key_buf,
-               torch::Tensor value_buf) {
-  check_cpu_bf16(qkv, "rope_pack");
-  check_cpu_bf16(q_out, "rope_pack");
-  TORCH_CHECK(qkv.dim() == 4 && qkv.size(1) == 3 && qkv.stride(3) == 1 && qkv.stride(2) == qkv.size(3) &&
-                  qkv.stride(1) == qkv.size(2) * qkv.size(3) && qkv.size(3) % 2 == 0,
-              "rope_pack: qkv (T, 3, H, D) with rows dense in (3, H, D), D even expected");
-  const Shape s{qkv.size(0), qkv.size(2), qkv.size(3), padded_tokens(qkv.size(0))};
-  TORCH_CHECK(q_out.is_contiguous() && q_out.dim() == 3 && q_out.size(0) == s.T && q_out.size(1) == s.H &&
-                  q_out.size(2) == s.D, "rope_pack: q_out must be a contiguous (T, H, D) tensor");
-  TORCH_CHECK(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
-                  sin.is_contiguous() && cos.dim() == 2 && cos.size(0) == s.T && cos.size(1) == s.D / 2 &&
-                  sin.sizes() == cos.sizes(), "rope_pack: contiguous float32 (T, D / 2) cos / sin expected");
-  check_packed_buffers(key_buf, value_buf, s, "rope_pack");
-  const auto* x = reinterpret_cast<const uint16_t*>(qkv.data_ptr());
-  auto* qo = reinterpret_cast<uint16_t*>(q_out.data_ptr());
-  auto* kp = reinterpret_cast<uint16_t*>(key_buf.data_ptr());
-  auto* vp = reinterpret_cast<uint16_t*>(value_buf.data_ptr());
-  const float* cs = cos.data_ptr<float>();
-  const float* sn = sin.data_ptr<float>();
-  const int64_t row = qkv.stride(0), HD = s.H * s.D, half = s.D / 2, n_tb = (s.T + 15) / 16;
-  at::parallel_for(0, n_tb, 4, [&](int64_t begin, int64_t end) {
-    // Rotated keys of 16 tokens, all heads: written for every head before any is packed
-    // (packing each head's keys right after writing them ran at half the speed here).
-    thread_local std::vector<uint16_t> keys_buf;
-    keys_buf.resize(std::max<size_t>(keys_buf.size(), 16 * HD));
-    uint16_t* keys = keys_buf.data();
-    for (int64_t tb = begin; tb < end; ++tb) {
-      const int64_t t0 = tb * 16, n = std::min<int64_t>(16, s.T - t0);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = t0 + i;
-        for (int64_t h = 0; h < s.H; ++h) {
-          const uint16_t* r = x + t * row + h * s.D;
-          rotate(r, qo + t * HD + h * s.D, cs + t * half, sn + t * half, half);
-          rotate(r + HD, keys + i * HD + h * s.D, cs + t * half, sn + t * half, half);
-        }
-      }
-      for (int64_t h = 0; h < s.H; ++h) {
-        pack_key_rows(reinterpret_cast<const uint32_t*>(keys + h * s.D), HD / 2, n, half,
-                      reinterpret_cast<uint32_t*>(kp) + h * half * s.Tp + t0, s.Tp);
-        for (int64_t j = t0; j < t0 + n; j += 2) {
-          const uint16_t* r0 = x + j * row + 2 * HD + h * s.D;
-          pack_value_pair(r0, j + 1 < s.T ? r0 + row : nullptr, vp + (h * s.Tp / 2 + j / 2) * 2 * s.D, s.D);
-        }
-      }
-    }
-  });
-  zero_padding(kp, vp, s);
-}
-
-// varlen_attention on keys and values that rope_pack already packed into key_buf / value_buf.
-torch::Tensor varlen_attention_packed(torch::Tensor q, torch::Tensor key_buf, torch::Tensor value_buf,
-                                      torch::Tensor cu_seqlens, int64_t window, double scale, torch::Tensor out,
-                                      int64_t block_q, int64_t block_k) {
-  check_cpu_bf16(q, "varlen_attention_packed");
-  TORCH_CHECK(q.dim() == 3 && q.stride(2) == 1 && q.stride(1) == q.size(2),
-              "varlen_attention_packed: q must be (T, H, D), rows dense in (H, D)");
-  const Shape s{q.size(0), q.size(1), q.size(2), padded_tokens(q.size(0))};
-  check_packed_buffers(key_buf, value_buf, s, "varlen_attention_packed");
-  return attend(q, key_buf, value_buf, cu_seqlens, window, scale, out, block_q, block_k, s);
-}
-
-namespace {
-
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torch::Tensor& vp,
-                     const torch::Tensor& cu_seqlens, int64_t window, double scale, torch::Tensor& out,
-                     int64_t block_q, int64_t block_k, const Shape& s) {
-  check_cpu_bf16(out, "varlen_attention");
-  TORCH_CHECK(out.is_contiguous() && out.sizes() == q.sizes(), "varlen_attention: out must be a contiguous (T, H, D)");
+  TORCH_CHECK(out.is_contiguous(), "varlen_attention: out must be contiguous");
   TORCH_CHECK(cu_seqlens.scalar_type() == at::kLong && cu_seqlens.is_contiguous() && cu_seqlens.device().is_cpu(),
               "varlen_attention: cu_seqlens must be a contiguous int64 CPU tensor");
   TORCH_CHECK(block_q > 0 && block_k > 0 && block_k % 2 == 0, "varlen_attention: bad block sizes");
+  Shape s{q.size(0), q.size(1), q.size(2), 0};
+  s.Tp = padded_tokens(s.T);
   TORCH_CHECK(s.D % 2 == 0, "varlen_attention: even head size expected");
   const int64_t* cu = cu_seqlens.data_ptr<int64_t>();
   const int64_t n_seqs = cu_seqlens.numel() - 1;
   TORCH_CHECK(n_seqs >= 1 && cu[0] == 0 && cu[n_seqs] == s.T, "varlen_attention: cu_seqlens must go from 0 to T");
+
+  const int64_t packed_numel = s.H * s.D * s.Tp;
+  for (const auto& b : {key_buf, value_buf}) {
+    TORCH_CHECK(b.scalar_type() == at::kBFloat16 && b.is_contiguous() && b.numel() >= packed_numel,
+                "varlen_attention: key_buf / value_buf must be contiguous bf16 with >= ", packed_numel, " elements");
+  }
+  torch::Tensor kp = key_buf, vp = value_buf;
+  pack_keys_values(reinterpret_cast<const uint16_t*>(k.data_ptr()), k.stride(0),
+                   reinterpret_cast<const uint16_t*>(v.data_ptr()), v.stride(0),
+                   reinterpret_cast<uint16_t*>(kp.data_ptr()), reinterpret_cast<uint16_t*>(vp.data_ptr()), s);
 
   std::vector<Block> blocks;
   for (int64_t i = 0; i < n_seqs; ++i) {
@@ -559,13 +472,9 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& kp, const torc
   return out;
 }
 
-}  // namespace
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope", &rope, "RoPE of (T, n, H, D) rows into dst, float32 (T, D/2) cos/sin tables");
   m.def("varlen_attention", &varlen_attention, "packed varlen attention, global or banded (bf16, AMX)");
-  m.def("rope_pack", &rope_pack, "rotated q into q_out, rotated keys and values into the packed buffers (bf16)");
-  m.def("varlen_attention_packed", &varlen_attention_packed, "varlen_attention on keys / values packed by rope_pack");
   m.def("packed_buffer_numel", &packed_buffer_numel, "scratch size (elements) of varlen_attention's key/value buffers");
   m.def("amx_attention_supported", &amx_attention_supported, "whether ATen's brgemm can pack bf16 here");
 }

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from encoder import kernels
+from encoder.modernbert import rope_torch_ops
 
 HEADS, HEAD_DIM, WINDOW = 12, 64, 64
 
@@ -79,16 +80,10 @@ def _rope_case(T: int, reps: int) -> dict[str, float]:
     qkv = torch.randn(T, 3, HEADS, HEAD_DIM).to(torch.bfloat16)
     cos, sin = _rope_tables(T)
     dst = torch.empty(T, 2, HEADS, HEAD_DIM, dtype=torch.bfloat16)
-    half = HEAD_DIM // 2
     c, s = cos.to(torch.bfloat16)[:, None, None], sin.to(torch.bfloat16)[:, None, None]
 
-    def torch_ops():  # the encoder's own torch-operator path (encoder.modernbert._rope_into)
-        x1, x2 = qkv[:, :2, :, :half], qkv[:, :2, :, half:]
-        o1, o2 = dst[..., :half], dst[..., half:]
-        torch.mul(x1, c, out=o1)
-        o1.addcmul_(x2, s, value=-1.0)
-        torch.mul(x2, c, out=o2)
-        o2.addcmul_(x1, s)
+    def torch_ops():  # the encoder's own path without kernels
+        rope_torch_ops(qkv, dst, c, s)
 
     return _best({"ours_ms": lambda: kernels.rope(qkv, dst, cos, sin), "torch_ms": torch_ops}, reps)
 

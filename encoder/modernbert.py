@@ -243,6 +243,18 @@ def _band_mask(seg: torch.Tensor, block: int, half_window: int, n_blocks: int, d
 # --------------------------------------------------------------------------------------
 
 
+def rope_torch_ops(qkv_rows: torch.Tensor, out_rows: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """RoPE of the queries and keys of ``qkv_rows`` (T, 3, H, D) into ``out_rows`` (T, 2, H, D), as
+    four torch operators (transformers' ``rotate_half`` formula); ``cos`` / ``sin``: (T, 1, 1, D / 2)."""
+    half = qkv_rows.shape[-1] // 2
+    x1, x2 = qkv_rows[:, :2, :, :half], qkv_rows[:, :2, :, half:]
+    o1, o2 = out_rows[..., :half], out_rows[..., half:]
+    torch.mul(x1, cos, out=o1)
+    o1.addcmul_(x2, sin, value=-1.0)
+    torch.mul(x2, cos, out=o2)
+    o2.addcmul_(x1, sin)
+
+
 class PackedModernBert(nn.Module):
     """Packed-sequence forward for a transformers ``ModernBertModel`` (same weights).
 
@@ -531,14 +543,7 @@ class PackedModernBert(nn.Module):
 
     def _rope_into(self, qkv_rows: torch.Tensor, out_rows: torch.Tensor, plan: _Plan, layer_type: str) -> None:
         """Rotate queries and keys of ``qkv_rows`` (T, 3, H, D) into ``out_rows`` (T, 2, H, D)."""
-        cos, sin = plan.rope_half[layer_type]
-        half = self.head_dim // 2
-        x1, x2 = qkv_rows[:, :2, :, :half], qkv_rows[:, :2, :, half:]
-        o1, o2 = out_rows[..., :half], out_rows[..., half:]
-        torch.mul(x1, cos, out=o1)
-        o1.addcmul_(x2, sin, value=-1.0)
-        torch.mul(x2, cos, out=o2)
-        o2.addcmul_(x1, sin)
+        rope_torch_ops(qkv_rows, out_rows, *plan.rope_half[layer_type])
 
     def _layer_fast(self, layer: nn.Module, h: torch.Tensor, plan: _Plan, ws: dict) -> torch.Tensor:
         """One encoder layer for inference on CPU/SDPA: in place, into reused buffers."""

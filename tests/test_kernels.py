@@ -79,8 +79,9 @@ def test_varlen_attention_matches_per_sequence_sdpa(ops, window):
 
 @pytest.mark.parametrize("window", [None, 64])
 def test_varlen_attention_rebases_on_growing_scores(ops, window):
-    """Scores that grow along the sequence (by far more than 2^16 in probability): later
-    key steps exceed the reference maximum of the first, and rows must be rebased."""
+    """Scores that grow along the sequence (by far more than 2^16 in probability). Global:
+    later key steps exceed the first step's maximum, so rows are rebased; local (one key
+    step per block): large scores within the band."""
     if not kernels.attention_supported():
         pytest.skip("no AMX bf16 GEMMs on this CPU")
     H, D, lengths = 2, 64, [1500, 40]

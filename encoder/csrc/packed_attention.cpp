@@ -8,7 +8,8 @@
 //   Keys and values are packed once per call into the VNNI layout AMX reads, for the
 //   whole stream: every query block then reads its key range in place, where torch's
 //   SDPA re-packs keys per call and needs a padded batch and a mask for local layers.
-//   The softmax takes one pass over the scores of each key step (see exp_row).
+//   The online softmax takes one pass over the scores of every key step after a row's first
+//   (see kMaxSum).
 //
 // rope: bf16 and float32. varlen_attention: bf16 only (the path where AMX pays); float32
 // models keep torch's SDPA.

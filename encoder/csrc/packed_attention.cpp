@@ -165,6 +165,33 @@ inline float sum_of(const float* sum16) {
 }
 #endif
 
+// Softmax of one query row over one key step: scores srow[vlo, vhi) (the keys the row sees)
+// into bf16 probabilities prow[0, n) (zeros elsewhere) against the row's reference ref
+// (its first step's maximum, set here while still -inf), partial sums into sum16. A rebase
+// rescales the row's output so far, arow (D floats), when acc_live.
+inline void softmax_row(const float* srow, uint16_t* prow, int64_t vlo, int64_t vhi, int64_t n, float c, float& ref,
+                        float* sum16, float* arow, int64_t D, bool acc_live) {
+  if (vhi <= vlo) {  // no key of this row in this step: a zero row of P adds nothing
+    std::fill(prow, prow + n, uint16_t(0));
+    return;
+  }
+  std::fill(prow, prow + vlo, uint16_t(0));
+  std::fill(prow + vhi, prow + n, uint16_t(0));
+  if (ref == -std::numeric_limits<float>::infinity()) ref = row_max_of(srow + vlo, vhi - vlo) * c;
+  if (exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16)) return;
+  // p past kMaxSum (a score well above the reference): rebase the row on the new maximum,
+  // rescaling what it has accumulated so far.
+  const float new_ref = row_max_of(srow + vlo, vhi - vlo) * c;
+  const float corr = exp2_scalar(ref - new_ref);
+  for (int l = 0; l < 16; ++l) sum16[l] *= corr;
+  if (acc_live) {
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) arow[d] *= corr;
+  }
+  ref = new_ref;
+  exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16);
+}
+
 // ----------------------------------------------------------------------------- RoPE
 
 template <typename T>
@@ -429,33 +456,9 @@ torch::Tensor varlen_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
             vlo = std::max(vlo, i - window);
             vhi = std::min(vhi, i + window + 1);
           }
-          vlo = std::max(vlo, j0) - j0;
-          vhi = std::min(vhi, j1) - j0;
-          const float* srow = scores.data() + r * kv_step;
-          uint16_t* prow = reinterpret_cast<uint16_t*>(probs.data()) + r * kv_step;
-          if (vhi <= vlo) {  // no key of this row in this step: a zero row of P adds nothing
-            std::fill(prow, prow + nk, uint16_t(0));
-            continue;
-          }
-          std::fill(prow, prow + vlo, uint16_t(0));
-          std::fill(prow + vhi, prow + nk, uint16_t(0));
-          float& ref = row_ref[r];
-          float* sum16 = row_sum.data() + 16 * r;
-          if (ref == neg_inf) ref = row_max_of(srow + vlo, vhi - vlo) * c;
-          if (!exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16)) {
-            // p past kMaxSum (a score well above the reference): rebase the row on the
-            // new maximum, rescaling what it has accumulated so far.
-            const float new_ref = row_max_of(srow + vlo, vhi - vlo) * c;
-            const float corr = exp2_scalar(ref - new_ref);
-            for (int l = 0; l < 16; ++l) sum16[l] *= corr;
-            if (!first) {
-              float* arow = acc.data() + r * D;
-#pragma omp simd
-              for (int64_t d = 0; d < D; ++d) arow[d] *= corr;
-            }
-            ref = new_ref;
-            exp_row(srow + vlo, prow + vlo, vhi - vlo, c, ref, sum16);
-          }
+          softmax_row(scores.data() + r * kv_step, reinterpret_cast<uint16_t*>(probs.data()) + r * kv_step,
+                      std::max(vlo, j0) - j0, std::min(vhi, j1) - j0, nk, c, row_ref[r], row_sum.data() + 16 * r,
+                      acc.data() + r * D, D, !first);
         }
         at::native::cpublas::brgemm(m, D, nk, kv_step, D, D, !first, probs.data(), vb + j0 * D, acc.data(), true);
         first = false;

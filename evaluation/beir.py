@@ -34,36 +34,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from encoder import ModelLoadError, default_model, load_model, token_lengths
-from evaluation.data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
-from indexes import IndexFormatError, atomic
+from encoder import ModelLoadError, default_model, load_model
+from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
+from indexes import IndexFormatError, storage
 from retrieval import ColbertRetriever, Retriever
-from retrieval.retriever import as_document
+from retrieval.documents import document_text
+from retrieval.metrics import METRICS, TOP_K, retrieve, score
 
 logger = logging.getLogger("evaluation.beir")
 
-TOP_K = 100
-METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 COLBERT_SEED = 42
-
-
-def retrieve(retriever: Retriever, query_ids: list[str], query_embeddings: np.ndarray, k: int = TOP_K) -> dict:
-    """``{qid: {doc_id: score}}`` with the top ``k`` documents, never the one sharing the query's id."""
-    hits = retriever.search_by_vector(query_embeddings, k + 1)
-    results = {}
-    for qid, row in zip(query_ids, hits):
-        kept = [h for h in row if h.id != qid][:k]
-        results[qid] = {h.id: h.score for h in kept}
-    return results
-
-
-def score(qrels: dict, results: dict) -> dict[str, float]:
-    """nDCG@10, Recall@100, MRR@10 and MAP@100 by pytrec_eval through beir."""
-    from beir.retrieval.evaluation import EvaluateRetrieval
-
-    ndcg, _map, recall, _ = EvaluateRetrieval.evaluate(qrels, results, [10, 100], ignore_identical_ids=False)
-    mrr = EvaluateRetrieval.evaluate_custom(qrels, results, [10], metric="mrr")
-    return {"ndcg@10": ndcg["NDCG@10"], "recall@100": recall["Recall@100"], "mrr@10": mrr["MRR@10"], "map@100": _map["MAP@100"]}
 
 
 def model_fingerprint(name: str, model) -> str:
@@ -185,21 +165,13 @@ def choose_max_length(requested: int | None, own: int, positions: int) -> tuple[
     return own, f"--max-length {requested} is more than the model's {positions} positions: its own limit {own} used"
 
 
-def set_max_length(retriever: Retriever, length: int) -> None:
-    if retriever.kind == "colbert":
-        retriever.model.document_length = length
-    else:
-        retriever.model.max_seq_length = length
-
-
 def document_token_lengths(retriever: Retriever, texts: list[str], show_progress: bool = True, chunk: int = 2048) -> np.ndarray:
     """Tokens of each document as the model sees it before truncation (special tokens and prompt or ColBERT prefix included)."""
-    extra = 1 if retriever.kind == "colbert" and getattr(retriever.model, "document_prefix_id", None) is not None else 0
     out = np.empty(len(texts), dtype=np.int64)
     with tqdm(total=len(texts), desc="count document tokens", unit="doc", disable=not show_progress) as bar:
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
-            out[start : start + len(part)] = token_lengths(retriever.model, part, "document") + extra
+            out[start : start + len(part)] = retriever.document_token_counts(part)
             bar.update(len(part))
     return out
 
@@ -260,10 +232,10 @@ def evaluate_source(
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
     original = retriever.max_length()
-    set_max_length(retriever, used)
+    retriever.set_max_length(used)
     try:
         documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
-        lengths = document_token_lengths(retriever, [as_document(d, "").full_text for d in documents], show_progress)
+        lengths = document_token_lengths(retriever, [document_text(d) for d in documents], show_progress)
         query_ids = list(data.queries)
         start = time.perf_counter()
         doc_emb = corpus_embeddings(retriever, documents, cache_dir, name=source.cache_name or source.dataset,
@@ -271,7 +243,7 @@ def evaluate_source(
         query_emb = retriever.embed_queries([data.queries[q] for q in query_ids])
         encode_seconds = time.perf_counter() - start
     finally:
-        set_max_length(retriever, original)  # a caller's loaded model keeps its own length
+        retriever.set_max_length(original)  # a caller's loaded model keeps its own length
 
     start = time.perf_counter()
     retriever.add(documents, embeddings=doc_emb)
@@ -408,7 +380,7 @@ def run(args: argparse.Namespace, load: Callable[[], Source]) -> int:
         return 2
     print(format_table(result))
     if args.output:
-        path = atomic.write_json(args.output, result)
+        path = storage.write_json(args.output, result)
         print(f"results written to {path}")
     return 0
 

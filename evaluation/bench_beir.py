@@ -21,8 +21,8 @@ import numpy as np
 
 from encoder import bf16_supported, encode, load_model
 from evaluation.beir import retrieve, score
-from evaluation.data import find_dataset, load_beir
-from indexes import atomic
+from retrieval.beir_data import find_dataset, load_beir
+from indexes import storage
 from retrieval import Retriever
 
 
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     for factory, run in report["indexes"].items():
         print(f"  {factory:<20}{run['ndcg@10']:>9.5f}{run['ndcg_delta']:>+8.4f}{run['recall@100']:>12.5f}{run['build_seconds']:>9.2f}{run['qps']:>9.0f}{run['qps_ratio']:>9.2f}x")
     if args.json:
-        print(f"results written to {atomic.write_json(args.json, report)}")
+        print(f"results written to {storage.write_json(args.json, report)}")
     return 0
 
 

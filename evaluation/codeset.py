@@ -57,7 +57,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
-from indexes import atomic
+from indexes import storage
 from retrieval.code import Unit, UnparsableError, language_for
 from retrieval.files import MAX_BYTES, SourceTree, describe_skipped
 
@@ -276,11 +276,11 @@ def build_codeset(
     )
     queries = "".join(json.dumps({"_id": f"q:{p['id']}", "text": p["query"]}, ensure_ascii=False) + "\n" for p in pairs)
     qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q:{p['id']}\t{p['id']}\t1\n" for p in pairs)
-    with atomic.directory(out) as tmp:
-        atomic.write_text(tmp / "corpus.jsonl", corpus)
-        atomic.write_text(tmp / "queries.jsonl", queries)
-        atomic.write_text(tmp / "qrels" / "test.tsv", qrels)
-        atomic.write_json(tmp / "codeset.json", stats)
+    with storage.directory(out) as tmp:
+        storage.write_text(tmp / "corpus.jsonl", corpus)
+        storage.write_text(tmp / "queries.jsonl", queries)
+        storage.write_text(tmp / "qrels" / "test.tsv", qrels)
+        storage.write_json(tmp / "codeset.json", stats)
     return stats
 
 

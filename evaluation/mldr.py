@@ -32,8 +32,8 @@ import sys
 from pathlib import Path
 
 from evaluation import beir
-from evaluation import data as datamod
-from evaluation.data import (
+from retrieval import beir_data as datamod
+from retrieval.beir_data import (
     DATA_DIR_ENV,
     BeirData,
     DataError,

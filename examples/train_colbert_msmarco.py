@@ -41,7 +41,7 @@ def scifact_distillation_data(data_dir: Path, num_queries: int = 16, n_ways: int
     """A few SciFact queries; the offline MiniLM's scores over its top candidates play the teacher."""
     from datasets import Dataset
 
-    from evaluation.data import load_beir
+    from retrieval.beir_data import load_beir
     from retrieval import Retriever
 
     data = load_beir(data_dir / "scifact", "train")

@@ -89,7 +89,7 @@ def scifact_triplets(scifact: Path, n: int, seed: int = 0):
     """(query, positive, negative) rows from SciFact's train split, shaped like the MS MARCO triplets."""
     from datasets import Dataset
 
-    from evaluation.data import load_beir
+    from retrieval.beir_data import load_beir
 
     data = load_beir(scifact, "train")
     rng = random.Random(seed)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from indexes import MultiVectorIndex, atomic, maxsim
+from indexes import MultiVectorIndex, maxsim, storage
 
 TOP_K = 100
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from evaluation.beir import score
-    from evaluation.data import find_dataset, load_beir
+    from retrieval.beir_data import find_dataset, load_beir
 
     data = load_beir(find_dataset(args.dataset, args.data_dir), args.split)
     model = load_colbert(args.model, args.document_length, args.query_length, args.dtype)
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     for method, r in report["methods"].items():
         print(f"{method:<12}{r['ndcg@10']:>9.4f}{r['recall@100']:>9.4f}{r['build_seconds']:>9.1f}{r['qps']:>9.1f}{r['bytes_per_token']:>9.1f}{r['peak_mb']:>9.0f}")
     if args.json:
-        print(f"results written to {atomic.write_json(args.json, report)}")
+        print(f"results written to {storage.write_json(args.json, report)}")
     return 0
 
 

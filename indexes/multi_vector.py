@@ -37,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -45,9 +44,8 @@ import faiss
 import numpy as np
 import torch
 
-from indexes import atomic
+from indexes import storage
 from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
-from indexes.single_vector import file_digest
 
 FORMAT = "faiss-multi-vector"
 VERSION = 1
@@ -354,7 +352,7 @@ class MultiVectorIndex(Index):
         if self.codec is None:
             raise ValueError("nothing to save: the index is empty")
         path = Path(path)
-        with atomic.directory(path) as tmp:
+        with storage.directory(path) as tmp:
             faiss.write_index(self.codec, str(tmp / "codec.faiss"))
             for name in ARRAYS:
                 np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
@@ -369,31 +367,16 @@ class MultiVectorIndex(Index):
                 "rerank": self.rerank,
                 "num_documents": len(self.ids),
                 "num_tokens": self.num_tokens,
-                "sha256": {f: file_digest(tmp / f) for f in files},
                 "ids": self.ids,
             }
-            atomic.write_json(tmp / "index.json", meta)
+            storage.write_description(tmp, "index.json", meta, files)
         return path
 
     @classmethod
     def load(cls, path, *, mmap: bool = True, verify: bool = True) -> "MultiVectorIndex":
         """Read a folder written by :meth:`save`; ``mmap`` maps the token codes instead of reading them."""
         path = Path(path)
-        meta_path = path / "index.json"
-        if not meta_path.is_file():
-            raise IndexFormatError(f"{meta_path} is missing: {path} is not a saved MultiVectorIndex")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{meta_path} is corrupted: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version", 0) > VERSION:
-            raise IndexFormatError(f"{meta_path} is not a {FORMAT} index description this toolkit can read")
-        for name, digest in meta.get("sha256", {}).items():
-            file = path / name
-            if not file.is_file():
-                raise IndexFormatError(f"{file} is missing")
-            if verify and file_digest(file) != digest:
-                raise IndexFormatError(f"{file} is truncated or corrupted (checksum differs from the one saved)")
+        meta = storage.read_description(path, "index.json", FORMAT, VERSION, verify=verify, what="MultiVectorIndex")
         self = cls(meta["dim"], nbits=meta["nbits"], nlist=meta["nlist"], nprobe=meta["nprobe"], rerank=meta["rerank"])
         try:
             self.codec = faiss.read_index(str(path / "codec.faiss"))

@@ -21,14 +21,12 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from indexes import atomic
+from indexes import storage
 from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
 
 FORMAT = "faiss-single-vector"
@@ -36,14 +34,6 @@ VERSION = 1
 INDEX_FILE = "index.faiss"
 META_FILE = "index.json"
 METRICS = {"cosine": faiss.METRIC_INNER_PRODUCT, "ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_search_params(index) -> str:
@@ -165,7 +155,7 @@ class FaissIndex(Index):
         """Write ``index.faiss`` (FAISS native) and ``index.json`` (ids, settings, checksum) atomically."""
         self.train()
         path = Path(path)
-        with atomic.directory(path) as tmp:
+        with storage.directory(path) as tmp:
             faiss.write_index(self.index, str(tmp / INDEX_FILE))
             meta = {
                 "format": FORMAT,
@@ -175,10 +165,9 @@ class FaissIndex(Index):
                 "dim": self.dim,
                 "search_params": self.search_params,
                 "num_documents": len(self.ids),
-                "sha256": {INDEX_FILE: file_digest(tmp / INDEX_FILE)},
                 "ids": self.ids,
             }
-            atomic.write_json(tmp / META_FILE, meta)
+            storage.write_description(tmp, META_FILE, meta, [INDEX_FILE])
         return path
 
     @classmethod
@@ -189,21 +178,10 @@ class FaissIndex(Index):
         ``verify`` checks the file's SHA-256 against the one recorded at save.
         """
         path = Path(path)
-        meta_path, index_path = path / META_FILE, path / INDEX_FILE
-        for p in (meta_path, index_path):
-            if not p.is_file():
-                raise IndexFormatError(f"{p} is missing: {path} is not a saved FaissIndex")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{meta_path} is corrupted: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise IndexFormatError(f"{meta_path} is not a {FORMAT} index description")
-        if meta.get("version", 0) > VERSION:
-            raise IndexFormatError(f"{meta_path} has format version {meta['version']}; this toolkit reads <= {VERSION}")
-        expected = meta.get("sha256", {}).get(INDEX_FILE)
-        if verify and expected and file_digest(index_path) != expected:
-            raise IndexFormatError(f"{index_path} is truncated or corrupted (checksum differs from the one saved)")
+        meta = storage.read_description(path, META_FILE, FORMAT, VERSION, verify=verify, what="FaissIndex")
+        index_path = path / INDEX_FILE
+        if INDEX_FILE not in meta["sha256"] and not index_path.is_file():
+            raise IndexFormatError(f"{index_path} is missing: {path} is not a saved FaissIndex")
         try:
             index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
         except RuntimeError as exc:

@@ -7,7 +7,7 @@ embeds them and saves a :class:`retrieval.Retriever` (single-vector FAISS) or a
 :class:`retrieval.ColbertRetriever` (multi-vector). :func:`search_codebase` answers queries
 with ``path:line`` hits. ``python -m retrieval index|search`` is the command line.
 
-The index folder, always replaced as a whole (:func:`indexes.atomic.directory`), so a
+The index folder, always replaced as a whole (:func:`indexes.storage.directory`), so a
 reader sees the previous index or the new one, never half of one:
 
 - ``codebase.json``: the manifest: the root, the settings (model, kind, FAISS factory,
@@ -50,7 +50,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder import default_model, load_model, token_lengths
-from indexes import IndexFormatError, atomic
+from indexes import IndexFormatError, storage
 from retrieval.code import chunk_files
 from retrieval.colbert import ColbertRetriever
 from retrieval.files import MAX_BYTES, SourceTree, describe_skipped
@@ -331,11 +331,11 @@ def index_codebase(
 
     files = {p: {"sha256": digests[p], "chunks": counts.get(p, 0) if p in texts else previous_files[p]["chunks"]} for p in sorted(digests)}
     manifest = {"format": FORMAT, "version": VERSION, "root": str(root.resolve()), "settings": settings, "files": files}
-    with atomic.directory(out) as tmp:
+    with storage.directory(out) as tmp:
         retriever.save(tmp / RETRIEVER_DIR)
         if embeddings is not None:
             np.save(tmp / EMBEDDINGS_FILE, embeddings, allow_pickle=False)
-        atomic.write_json(tmp / MANIFEST, manifest)
+        storage.write_json(tmp / MANIFEST, manifest)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from encoder import default_model, resolve_dtype, use_packed_modernbert
+from encoder import default_model, resolve_dtype, token_lengths, use_packed_modernbert
 from indexes import MultiVectorIndex
 from retrieval.retriever import MODEL_DIR, Retriever
 
@@ -81,6 +81,14 @@ class ColbertRetriever(Retriever):
 
     def max_length(self) -> int:
         return self.model.document_length
+
+    def set_max_length(self, length: int) -> None:
+        self.model.document_length = length
+
+    def document_token_counts(self, texts: list[str]) -> np.ndarray:
+        """Tokens per document, PyLate's ``[D]`` marker included (the tokenizer's count leaves it out)."""
+        marker = 1 if getattr(self.model, "document_prefix_id", None) is not None else 0
+        return token_lengths(self.model, texts, "document") + marker
 
     def _save_model(self, folder) -> None:
         """A copy of the model goes with the index: a base encoder's fresh projection exists nowhere else."""

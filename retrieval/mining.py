@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 
 from encoder import encode
+from retrieval.documents import document_text
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +129,6 @@ def embed(model, texts: list[str], role: str, *, show_progress: bool = True, max
     for r, part in enumerate(shares):
         out[r::world] = part
     return out
-
-
-def document_text(doc) -> str:
-    """``title + " " + text`` for BEIR records (what :class:`retrieval.Document` embeds), the string itself otherwise."""
-    if isinstance(doc, str):
-        return doc
-    return f"{doc.get('title') or ''} {doc.get('text') or ''}".strip()
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from encoder import default_model, encode, load_model
-from indexes import FaissIndex, IndexFormatError, atomic
+from encoder import default_model, encode, load_model, token_lengths
+from indexes import FaissIndex, IndexFormatError, storage
+from retrieval.documents import Document, Hit, as_document
 
 FORMAT = "retriever"
 VERSION = 1
@@ -30,45 +30,6 @@ CONFIG_FILE = "retriever.json"
 DOCUMENTS_FILE = "documents.jsonl"
 INDEX_DIR = "index"
 MODEL_DIR = "model"
-
-
-@dataclass
-class Hit:
-    """One retrieved document."""
-
-    id: str
-    score: float
-    text: str
-    title: str = ""
-    metadata: dict = field(default_factory=dict)
-
-
-@dataclass
-class Document:
-    id: str
-    text: str
-    title: str = ""
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def full_text(self) -> str:
-        """What gets embedded: ``title + " " + text``, as BEIR and MTEB do."""
-        return f"{self.title} {self.text}".strip()
-
-
-def as_document(item, auto_id: str) -> Document:
-    """A document from a string, an ``(id, text)`` pair or a mapping with ``text`` (and ``id``/``_id``, ``title``)."""
-    if isinstance(item, str):
-        return Document(id=auto_id, text=item)
-    if isinstance(item, Mapping):
-        if not isinstance(item.get("text"), str):
-            raise ValueError(f"document {item.get('id', item.get('_id', auto_id))!r} has no string 'text' field")
-        rest = {k: v for k, v in item.items() if k not in ("id", "_id", "text", "title")}
-        doc_id = item.get("id", item.get("_id", auto_id))
-        return Document(id=str(doc_id), text=item["text"], title=item.get("title") or "", metadata=rest)
-    if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
-        return Document(id=str(item[0]), text=item[1])
-    raise ValueError(f"cannot read a document from {type(item).__name__}: give a str, (id, text) or a dict with 'text'")
 
 
 def model_reference(model) -> str:
@@ -81,9 +42,6 @@ def model_reference(model) -> str:
 
 
 class Retriever:
-    index_class = FaissIndex
-    batch_size_default = 256
-
     """Dense retrieval over a FAISS index, with the documents' texts kept for the answers.
 
     Parameters
@@ -106,6 +64,15 @@ class Retriever:
         Documents embedded and indexed per step of :meth:`add`.
     """
 
+    kind = "dense"  # the name saved in retriever.json; each subclass registers its own
+    index_class = FaissIndex
+    batch_size_default = 256
+    kinds: dict[str, type["Retriever"]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Retriever.kinds[cls.kind] = cls
+
     def __init__(
         self,
         model=None,
@@ -122,8 +89,6 @@ class Retriever:
     ):
         self._setup(model, device, dtype, max_length, batch_size, chunk_size, show_progress)
         self.index = FaissIndex(self.dimension(), index, metric=metric, search_params=search_params)
-
-    kind = "dense"
 
     def _setup(self, model, device, dtype, max_length, batch_size, chunk_size, show_progress) -> None:
         """Model and settings: everything but the index."""
@@ -143,7 +108,16 @@ class Retriever:
         return self.model.get_sentence_embedding_dimension()
 
     def max_length(self) -> int:
+        """The most document tokens the model reads; longer documents are truncated."""
         return self.model.max_seq_length
+
+    def set_max_length(self, length: int) -> None:
+        """Encode documents at up to ``length`` tokens from now on."""
+        self.model.max_seq_length = length
+
+    def document_token_counts(self, texts: list[str]) -> np.ndarray:
+        """Tokens of each document text as the model sees it before truncation (special tokens included)."""
+        return token_lengths(self.model, texts, "document")
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -219,9 +193,11 @@ class Retriever:
         :meth:`_save_model` copies it.
         """
         path = Path(path)
-        with atomic.directory(path) as tmp:
+        with storage.directory(path) as tmp:
             self.index.save(tmp / INDEX_DIR)
             self._save_model(tmp)
+            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.live_ids())
+            storage.write_text(tmp / DOCUMENTS_FILE, "".join(lines))
             config = {
                 "format": FORMAT,
                 "version": VERSION,
@@ -231,9 +207,7 @@ class Retriever:
                 "max_length": self.max_length(),
                 "num_documents": len(self.documents),
             }
-            atomic.write_json(tmp / CONFIG_FILE, config)
-            lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.live_ids())
-            atomic.write_text(tmp / DOCUMENTS_FILE, "".join(lines))
+            storage.write_description(tmp, CONFIG_FILE, config, [DOCUMENTS_FILE])
         return path
 
     def _save_model(self, folder: Path) -> None:
@@ -244,15 +218,11 @@ class Retriever:
         """Read a folder written by :meth:`save`; ``model`` overrides the stored model reference."""
         path = Path(path)
         config_path = path / CONFIG_FILE
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise IndexFormatError(f"{config_path} is missing: {path} is not a saved Retriever") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{config_path} is corrupted: {exc}") from exc
-        if config.get("format") != FORMAT or config.get("version", 0) > VERSION:
-            raise IndexFormatError(f"{config_path} is not a retriever description this toolkit can read")
-        cls = RETRIEVERS[config.get("kind", "dense")]()
+        config = storage.read_description(path, CONFIG_FILE, FORMAT, VERSION, what="Retriever")
+        kind = config.get("kind", "dense")
+        if kind not in Retriever.kinds:
+            raise IndexFormatError(f"{config_path}: unknown retriever kind {kind!r} (known: {', '.join(sorted(Retriever.kinds))})")
+        cls = Retriever.kinds[kind]
         self = cls.__new__(cls)
         if model is None and (path / MODEL_DIR).is_dir():
             model = str(path / MODEL_DIR)
@@ -278,10 +248,5 @@ class Retriever:
         return self
 
 
-def _colbert():
-    from retrieval.colbert import ColbertRetriever
 
-    return ColbertRetriever
-
-
-RETRIEVERS = {"dense": lambda: Retriever, "colbert": _colbert}
+Retriever.kinds[Retriever.kind] = Retriever

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from encoder import ModelLoadError, default_model, load_model
 from retrieval.colbert import load_colbert
-from retrieval.mining import document_text, mine_hard_negatives
+from retrieval.documents import document_text
+from retrieval.mining import mine_hard_negatives
 from retrieval.train_dpr import TrainInputError, build_train_dataset, default_bf16_on, load_training_data
 
 logger = logging.getLogger("retrieval.train_colbert")

@@ -11,7 +11,7 @@ batch sampler, linear warmup/decay, bf16, gradient accumulation, DDP under ``tor
 What this module adds:
 
 - data: a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``, optional
-  ``qrels/dev.tsv``; read by :func:`evaluation.data.load_beir`) or a ``datasets`` dataset
+  ``qrels/dev.tsv``; read by :func:`retrieval.beir_data.load_beir`) or a ``datasets`` dataset
   with (anchor, positive[, negative ...]) text columns (``load_from_disk`` / ``load_dataset``);
 - hard negatives (``--hard-negatives N``) mined by :mod:`retrieval.mining` with the toolkit's
   FAISS index, before training, with the false-negative margin of sentence-transformers;
@@ -58,7 +58,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from retrieval.mining import distributed_info, document_text, embed, mine_hard_negatives
+from retrieval.documents import document_text
+from retrieval.mining import distributed_info, embed, mine_hard_negatives
 
 logger = logging.getLogger("retrieval.train_dpr")
 
@@ -138,7 +139,7 @@ def is_beir_folder(path: Path) -> bool:
 
 
 def load_beir_training(path: Path, *, dev_fraction: float, max_dev_queries: int, seed: int) -> TrainingData:
-    from evaluation.data import DataError, load_beir
+    from retrieval.beir_data import DataError, load_beir
 
     try:
         train = load_beir(path, "train")
@@ -663,7 +664,7 @@ def train_dpr(
     """Train a bi-encoder on ``data`` starting from ``model`` and write it to ``output``.
 
     Every argument matches a command-line flag (``python -m retrieval.train_dpr --help``).
-    Raises :class:`TrainInputError` (or ``evaluation.data.DataError`` / ``encoder.ModelLoadError``)
+    Raises :class:`TrainInputError` (or ``retrieval.beir_data.DataError`` / ``encoder.ModelLoadError``)
     before training when the options, the data or the model are unusable.
     """
     opts = dict(locals())
@@ -673,7 +674,7 @@ def train_dpr(
 
     from encoder import default_model, load_model
     from encoder.sentence import default_device
-    from indexes import atomic
+    from indexes import storage
 
     output = Path(output)
     if output.exists() and not output.is_dir():
@@ -855,13 +856,13 @@ def train_dpr(
                     "seed": seed, "batch_sampler": "NO_DUPLICATES",
                 },
             }
-            with atomic.directory(output) as tmp:
+            with storage.directory(output) as tmp:
                 trained.save_pretrained(str(tmp))
                 _insert_card_section(tmp / "README.md", card_section(result, info))
                 summary = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"}
                 summary["output"] = str(output)
                 summary["card"] = info
-                atomic.write_json(tmp / SUMMARY_FILE, summary)
+                storage.write_json(tmp / SUMMARY_FILE, summary)
     finally:
         if rank == 0:
             shutil.rmtree(checkpoints, ignore_errors=True)
@@ -959,7 +960,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from encoder import ModelLoadError
-    from evaluation.data import DataError
+    from retrieval.beir_data import DataError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real data in ../shared, one loaded model, one embedding cache per run."""
+"""Shared fixtures: the real data in ../shared, one loaded model, one embedding cache per run.
+
+Tests that read ``../shared`` carry the ``shared_data`` marker (``-m "not shared_data"`` runs
+the rest): a test that takes the ``data_dir`` or ``shared_dir`` fixture gets it automatically;
+a module that reads ``SHARED`` directly sets ``pytestmark = pytest.mark.shared_data``.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,21 @@ def published_ndcg(dataset: str, split: str, model: str) -> float:
             if (row["dataset"], row["split"], row["model"]) == (dataset, split, model):
                 return float(row["ndcg@10"])
     raise KeyError((dataset, split, model))
+
+
+SHARED_FIXTURES = {"data_dir", "shared_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared_data)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    assert (SHARED / "README.md").is_file(), f"../shared expected at {SHARED} (set SHARED_DIR)"
+    return SHARED
 
 
 @pytest.fixture(scope="session")

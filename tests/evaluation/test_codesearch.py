@@ -17,7 +17,7 @@ import pytest
 from encoder import token_lengths
 from evaluation import beir
 from evaluation.codesearch import codesearch_source, load_coir, hub_layout, main
-from evaluation.data import DataError
+from retrieval.beir_data import DataError
 from tests.conftest import REPO, write_beir
 
 TEXT_FIELDS = ("_id", "partition", "text", "language", "title")
@@ -234,7 +234,7 @@ def test_missing_split_and_unknown_dataset(tmp_path, capsys):
 
 
 def test_absent_offline_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setattr("evaluation.data._online", lambda host, timeout=5.0: False)
+    monkeypatch.setattr("retrieval.beir_data._online", lambda host, timeout=5.0: False)
     with pytest.raises(DataError, match="dataset 'stackoverflow_qa' not found") as exc:
         codesearch_source("stackoverflow_qa", data_dir=tmp_path / "data")
     assert str((tmp_path / "data" / "stackoverflow-qa").resolve()) in str(exc.value)

@@ -14,7 +14,7 @@ import pytest
 
 from encoder import token_lengths
 from evaluation import beir
-from evaluation.data import DataError
+from retrieval.beir_data import DataError
 from evaluation.mldr import load_mldr_hub, main, mldr_source
 from tests.conftest import REPO, SHARED, write_beir
 
@@ -172,7 +172,7 @@ def test_positives_naming_unknown_documents_are_counted(tmp_path):
 
 
 def test_absent_offline_says_where_it_looked(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("evaluation.data._online", lambda host, timeout=5.0: False)
+    monkeypatch.setattr("retrieval.beir_data._online", lambda host, timeout=5.0: False)
     code, _, err, _ = run_main(capsys, tmp_path / "data")
     assert code == 2
     assert "MLDR 'en' not found" in err and str((tmp_path / "data" / "MLDR" / "mldr-v1.0-en").resolve()) in err

@@ -90,7 +90,7 @@ def test_qrels_with_no_known_ids(tmp_path, capsys):
 
 
 def test_absent_dataset_offline_says_where_it_looked(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("evaluation.data._online", lambda host, timeout=5.0: False)
+    monkeypatch.setattr("retrieval.beir_data._online", lambda host, timeout=5.0: False)
     code, _, err, _ = run_main(capsys, tmp_path / "data", dataset="nfcorpus")
     assert code == 2
     assert "dataset 'nfcorpus' not found" in err and str((tmp_path / "data" / "nfcorpus").resolve()) in err

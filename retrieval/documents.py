@@ -1,0 +1,73 @@
+"""Documents and hits, and the one function that says what gets embedded for a document.
+
+Examples
+--------
+>>> from retrieval.documents import as_document, document_text
+>>> document_text({"title": "RoPE", "text": "Rotary embeddings rotate queries and keys."})
+'RoPE Rotary embeddings rotate queries and keys.'
+>>> as_document(("a", "text only"), auto_id="0").id
+'a'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+def document_text(doc) -> str:
+    """What gets embedded for a document: ``title + " " + text``, as BEIR and MTEB do.
+
+    ``doc`` is a :class:`Document`, a BEIR record (a mapping with ``text`` and optional
+    ``title``) or a string (embedded as it is).
+    """
+    if isinstance(doc, str):
+        return doc
+    if isinstance(doc, Mapping):
+        title, text = doc.get("title") or "", doc.get("text") or ""
+    else:
+        title, text = doc.title or "", doc.text or ""
+    return f"{title} {text}".strip()
+
+
+@dataclass
+class Hit:
+    """One retrieved document."""
+
+    id: str
+    score: float
+    text: str
+    title: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Document:
+    """A document as the retrievers store it: id, text, optional title, any other fields as ``metadata``."""
+
+    id: str
+    text: str
+    title: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def full_text(self) -> str:
+        """What gets embedded (:func:`document_text`)."""
+        return document_text(self)
+
+
+def as_document(item, auto_id: str) -> Document:
+    """A document from a string, an ``(id, text)`` pair or a mapping with ``text`` (and ``id``/``_id``, ``title``)."""
+    if isinstance(item, Document):
+        return item
+    if isinstance(item, str):
+        return Document(id=auto_id, text=item)
+    if isinstance(item, Mapping):
+        if not isinstance(item.get("text"), str):
+            raise ValueError(f"document {item.get('id', item.get('_id', auto_id))!r} has no string 'text' field")
+        rest = {k: v for k, v in item.items() if k not in ("id", "_id", "text", "title")}
+        doc_id = item.get("id", item.get("_id", auto_id))
+        return Document(id=str(doc_id), text=item["text"], title=item.get("title") or "", metadata=rest)
+    if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
+        return Document(id=str(item[0]), text=item[1])
+    raise ValueError(f"cannot read a document from {type(item).__name__}: give a str, (id, text) or a dict with 'text'")

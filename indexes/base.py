@@ -22,6 +22,19 @@ def claim_ids(position: dict[str, int], ids: list[str], start: int) -> None:
             raise ValueError(f"document id {doc_id!r} is already in the index")
 
 
+def check_finite(x: np.ndarray, what: str = "vectors") -> None:
+    """Refuse NaN or infinite values: FAISS would index them and return meaningless neighbours."""
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1)) if x.ndim > 1 else [0]
+        raise ValueError(f"{what} hold NaN or infinite values (row {int(bad[0])}{' and others' if len(bad) > 1 else ''})")
+
+
+def check_k(k) -> None:
+    """``k`` must be a positive whole number of hits."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, not {k!r}")
+
+
 @dataclass
 class SearchResult:
     """Hits for a batch of queries, best first; a query may get fewer than ``k`` hits."""
@@ -33,7 +46,9 @@ class SearchResult:
 class Index(ABC):
     """Documents identified by string ids, searched by query embeddings.
 
-    Implementations: :class:`indexes.FaissIndex` (one vector per document).
+    Implementations: :class:`indexes.FaissIndex` (one vector per document) and
+    :class:`indexes.MultiVectorIndex` (token vectors). Both are safe from threads: searches
+    run concurrently, changes one at a time and never beside a search.
     """
 
     ids: list[str]  # every document added, in the index's order

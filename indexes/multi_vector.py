@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from indexes import storage
-from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
+from indexes.base import Index, IndexFormatError, SearchResult, check_finite, check_k, claim_ids
+from indexes.locking import ReadWriteLock
 
 FORMAT = "faiss-multi-vector"
 VERSION = 1
@@ -115,6 +116,10 @@ class MultiVectorIndex(Index):
     kmeans_iters, train_tokens_per_centroid, seed
         k-means settings: FAISS trains on a seeded sample of at most
         ``nlist * train_tokens_per_centroid`` tokens.
+
+    Threads: ``search`` runs concurrently from any number of threads; ``add``, ``delete``,
+    ``train`` and the lazy training of the first search run one at a time and never beside a
+    search (a readers-writer lock), so a search never sees arrays from two different states.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class MultiVectorIndex(Index):
         self.list_docs = np.zeros(0, dtype=np.int32)
         self.deleted = np.zeros(0, dtype=bool)
         self._pending: list[np.ndarray] = []  # fp16 tokens of documents added before training
+        self._lock = ReadWriteLock()
 
     @property
     def search_params(self) -> str:
@@ -174,18 +180,25 @@ class MultiVectorIndex(Index):
             emb = np.asarray(emb)
             if emb.ndim != 2 or emb.shape[1] != self.dim or len(emb) == 0:
                 raise ValueError(f"document {doc_id!r}: expected token embeddings of shape (n >= 1, {self.dim}), got {emb.shape}")
+            check_finite(emb, f"document {doc_id!r}: token embeddings")
             tokens.append(emb)
-        start = len(self.ids)
-        claim_ids(self._position, ids, start)
-        self.ids.extend(ids)
-        self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
-        if self.codec is None:
-            self._pending.extend(normalize(t).astype(np.float16) for t in tokens)
-        else:
-            self._append(tokens)
+        with self._lock.write():
+            start = len(self.ids)
+            claim_ids(self._position, ids, start)
+            self.ids.extend(ids)
+            self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
+            if self.codec is None:
+                self._pending.extend(normalize(t).astype(np.float16) for t in tokens)
+            else:
+                self._append(tokens)
 
     def train(self) -> None:
         """Train the centroids and the residual quantiser on the documents added so far, then index them."""
+        if self.codec is None and self._pending:  # checked again under the lock: the first of several threads trains
+            with self._lock.write():
+                self._train()
+
+    def _train(self) -> None:
         if self.codec is not None or not self._pending:
             return
         tokens = np.concatenate(self._pending)
@@ -241,11 +254,12 @@ class MultiVectorIndex(Index):
     def delete(self, ids) -> None:
         """Remove documents by id (their codes stay until the index is rebuilt; they are never returned)."""
         ids = [str(i) for i in ids]
-        unknown = [i for i in ids if i not in self._position]
+        unknown = [i for i in dict.fromkeys(ids) if i not in self._position]
         if unknown:
             raise KeyError(f"not in the index: {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}")
-        for doc_id in ids:
-            self.deleted[self._position.pop(doc_id)] = True
+        with self._lock.write():
+            for doc_id in ids:
+                self.deleted[self._position.pop(doc_id)] = True
 
     def live_ids(self) -> list[str]:
         """Ids not deleted, in the index's order (``ids`` keeps the deleted ones: codes are positional)."""
@@ -322,15 +336,24 @@ class MultiVectorIndex(Index):
         ``nprobe`` and ``rerank`` override the index's settings for this call;
         ``exhaustive`` scores every document with exact MaxSim on the stored tokens.
         """
+        check_k(k)
+        checked = []
+        for query in queries:
+            q = np.asarray(query)
+            if q.ndim != 2 or q.shape[1] != self.dim or not len(q):
+                raise ValueError(f"expected query token embeddings of shape (n >= 1, {self.dim}), got {q.shape}")
+            check_finite(q, "query token embeddings")
+            checked.append(q)
         self.train()
+        with self._lock.read():
+            return self._search(checked, k, nprobe, rerank, exhaustive)
+
+    def _search(self, queries: list[np.ndarray], k: int, nprobe, rerank, exhaustive: bool) -> SearchResult:
         ids, scores = [], []
         if self.codec is None or not len(self):
             return SearchResult(ids=[[] for _ in queries], scores=[[] for _ in queries])
         everyone = np.flatnonzero(~self.deleted)
-        for query in queries:
-            q = np.asarray(query)
-            if q.ndim != 2 or q.shape[1] != self.dim:
-                raise ValueError(f"expected query token embeddings of shape (n, {self.dim}), got {q.shape}")
+        for q in queries:
             q = torch.from_numpy(normalize(q))
             centroid_scores = q @ self._centroids.T  # (query tokens, nlist)
             docs = everyone if exhaustive else self._candidates(centroid_scores.numpy(), nprobe or self.nprobe, rerank or self.rerank)
@@ -352,7 +375,7 @@ class MultiVectorIndex(Index):
         if self.codec is None:
             raise ValueError("nothing to save: the index is empty")
         path = Path(path)
-        with storage.directory(path) as tmp:
+        with self._lock.read(), storage.directory(path) as tmp:
             faiss.write_index(self.codec, str(tmp / "codec.faiss"))
             for name in ARRAYS:
                 np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
@@ -375,6 +398,10 @@ class MultiVectorIndex(Index):
     @classmethod
     def load(cls, path, *, mmap: bool = True, verify: bool = True) -> "MultiVectorIndex":
         """Read a folder written by :meth:`save`; ``mmap`` maps the token codes instead of reading them."""
+        return storage.read_consistently(path, lambda: cls._load(path, mmap=mmap, verify=verify))
+
+    @classmethod
+    def _load(cls, path, *, mmap: bool = True, verify: bool = True):
         path = Path(path)
         meta = storage.read_description(path, "index.json", FORMAT, VERSION, verify=verify, what="MultiVectorIndex")
         self = cls(meta["dim"], nbits=meta["nbits"], nlist=meta["nlist"], nprobe=meta["nprobe"], rerank=meta["rerank"])

@@ -27,7 +27,8 @@ import faiss
 import numpy as np
 
 from indexes import storage
-from indexes.base import Index, IndexFormatError, SearchResult, claim_ids
+from indexes.base import Index, IndexFormatError, SearchResult, check_k, claim_ids, check_finite
+from indexes.locking import ReadWriteLock
 
 FORMAT = "faiss-single-vector"
 VERSION = 1
@@ -66,6 +67,10 @@ class FaissIndex(Index):
     search_params
         FAISS ParameterSpace string such as ``"nprobe=32"``; default: see
         :func:`default_search_params`.
+
+    Threads: ``search`` runs concurrently from any number of threads; ``add``, ``train``,
+    ``set_search_params`` and the lazy training of the first search run one at a time, and
+    never beside a search (a readers-writer lock), so a search never sees a half-trained index.
     """
 
     def __init__(self, dim: int, factory: str = "Flat", metric: str = "cosine", search_params: str | None = None):
@@ -85,16 +90,18 @@ class FaissIndex(Index):
         self.ids: list[str] = ids  # all documents, in FAISS's internal order
         self._position = {doc_id: i for i, doc_id in enumerate(ids)}
         self._pending: list[np.ndarray] = []  # added before training; the last rows of self.ids
+        self._lock = ReadWriteLock()
         self.set_search_params(default_search_params(index) if search_params is None else search_params)
 
     def set_search_params(self, params: str) -> None:
         """Apply FAISS search-time parameters (``"nprobe=32,efSearch=256"``)."""
-        if params:
-            try:
-                faiss.ParameterSpace().set_index_parameters(self.index, params)
-            except RuntimeError as exc:
-                raise ValueError(f"search parameters {params!r} do not apply to {self.factory!r}: {exc}") from exc
-        self.search_params = params
+        with self._lock.write():
+            if params:
+                try:
+                    faiss.ParameterSpace().set_index_parameters(self.index, params)
+                except RuntimeError as exc:
+                    raise ValueError(f"search parameters {params!r} do not apply to {self.factory!r}: {exc}") from exc
+            self.search_params = params
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -103,6 +110,7 @@ class FaissIndex(Index):
         x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected vectors of shape (n, {self.dim}), got {x.shape}")
+        check_finite(x)
         if self.metric == "cosine":
             x = x.copy()
             faiss.normalize_L2(x)
@@ -113,16 +121,22 @@ class FaissIndex(Index):
         x = self._prepare(embeddings)
         if len(ids) != len(x):
             raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
-        start = len(self.ids)
-        claim_ids(self._position, ids, start)
-        self.ids.extend(ids)
-        if self.index.is_trained:
-            self.index.add(x)
-        else:
-            self._pending.append(x)
+        with self._lock.write():
+            start = len(self.ids)
+            claim_ids(self._position, ids, start)
+            self.ids.extend(ids)
+            if self.index.is_trained:
+                self.index.add(x)
+            else:
+                self._pending.append(x)
 
     def train(self) -> None:
         """Train on the vectors added so far (if the index needs it), then index them."""
+        if self._pending:  # checked again under the lock: the first of several threads trains
+            with self._lock.write():
+                self._train()
+
+    def _train(self) -> None:
         if not self._pending:
             return
         x = np.concatenate(self._pending)
@@ -137,25 +151,28 @@ class FaissIndex(Index):
         self._pending = []
 
     def search(self, queries, k: int) -> SearchResult:
-        self.train()
+        check_k(k)
         q = self._prepare(queries)
-        if not self.ids or k <= 0:
-            return SearchResult(ids=[[] for _ in q], scores=[[] for _ in q])
-        scores, labels = self.index.search(q, min(k, self.index.ntotal))
+        self.train()
+        with self._lock.read():
+            if not self.ids:
+                return SearchResult(ids=[[] for _ in q], scores=[[] for _ in q])
+            scores, labels = self.index.search(q, min(k, self.index.ntotal))
+            ids = self.ids
         if self.metric == "l2":
             scores = -scores
-        ids, out_scores = [], []
+        hits, out_scores = [], []
         for row_labels, row_scores in zip(labels, scores):
             keep = row_labels >= 0  # IVF/HNSW may return fewer than k
-            ids.append([self.ids[j] for j in row_labels[keep]])
+            hits.append([ids[j] for j in row_labels[keep]])
             out_scores.append(row_scores[keep].tolist())
-        return SearchResult(ids=ids, scores=out_scores)
+        return SearchResult(ids=hits, scores=out_scores)
 
     def save(self, path) -> Path:
         """Write ``index.faiss`` (FAISS native) and ``index.json`` (ids, settings, checksum) atomically."""
         self.train()
         path = Path(path)
-        with storage.directory(path) as tmp:
+        with self._lock.read(), storage.directory(path) as tmp:
             faiss.write_index(self.index, str(tmp / INDEX_FILE))
             meta = {
                 "format": FORMAT,
@@ -177,6 +194,10 @@ class FaissIndex(Index):
         ``mmap`` maps the FAISS file instead of reading it (large flat/IVF indexes);
         ``verify`` checks the file's SHA-256 against the one recorded at save.
         """
+        return storage.read_consistently(path, lambda: cls._load(path, mmap=mmap, verify=verify))
+
+    @classmethod
+    def _load(cls, path, *, mmap: bool = False, verify: bool = True):
         path = Path(path)
         meta = storage.read_description(path, META_FILE, FORMAT, VERSION, verify=verify, what="FaissIndex")
         index_path = path / INDEX_FILE

@@ -8,13 +8,19 @@ JSON description (``format``, ``version``, settings, the SHA-256 of its data fil
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from indexes.base import IndexFormatError
 
@@ -48,30 +54,140 @@ def write_json(path: str | Path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+#: Seconds a save waits for another writer of the same folder before giving up with a message.
+LOCK_TIMEOUT = float(os.environ.get("RETRIEVAL_LOCK_TIMEOUT", 600))
+_building: set[Path] = set()  # folders being built by directory(); what is saved inside them needs no swap
+_fault_hook = None  # tests: called with the name of each step of a swap, to inject crashes between them
+
+
+def _step(name: str) -> None:
+    if _fault_hook is not None:
+        _fault_hook(name)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    fn = getattr(_libc(), "renameat2", None) if os.name == "posix" else None
+    if fn is None:
+        return False
+    if fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@functools.cache
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _leftovers(path: Path) -> list[Path]:
+    """Temporary folders of killed saves of ``path`` (``.<name>.<8 random chars>.tmp`` / ``.old``)."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)$")
+    return [p for p in path.parent.iterdir() if pattern.match(p.name)]
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, timeout: float | None = None):
+    """Hold ``.<name>.lock`` beside ``path``: one writer at a time, across threads and processes."""
+    lock = FileLock(path.parent / f".{path.name}.lock", timeout=LOCK_TIMEOUT if timeout is None else timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(
+            f"another writer has been saving {path} for over {lock.timeout:.0f} s (lock {lock.lock_file}); "
+            "wait for it, or raise RETRIEVAL_LOCK_TIMEOUT"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Put the finished ``tmp`` at ``path``: one atomic exchange, so ``path`` is never missing."""
+    _step("built")
+    if not path.exists():
+        os.rename(tmp, path)
+        _step("renamed")
+        return
+    if _exchange(tmp, path):
+        _step("exchanged")
+        shutil.rmtree(tmp, ignore_errors=True)  # the old version, now at tmp's name
+        _step("removed-old")
+        return
+    # No exchange on this system: two renames, with a moment where path is missing.
+    old = tmp.with_name(tmp.name[:-4] + ".old")
+    os.rename(path, old)
+    _step("moved-old")
+    os.rename(tmp, path)
+    _step("moved-new")
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def directory(path: str | Path):
     """Build a folder in a temporary sibling and swap it into ``path`` only on success.
 
+    The swap is one ``renameat2(RENAME_EXCHANGE)`` where Linux offers it: at every moment
+    ``path`` holds a complete old or new version, even after a crash. Writers of one path are
+    serialized by a lock file beside it (:func:`writer_lock`); the temporary folders of killed
+    writers are removed by the next save. A folder saved inside one being built is written in
+    place: the outer swap makes it appear whole.
+
     >>> with directory("my_index") as tmp:   # doctest: +SKIP
     ...     (tmp / "index.faiss").write_bytes(...)
     """
-    path = Path(path)
+    path = Path(path).absolute()
+    if path.parent in _building or any(parent in _building for parent in path.parents):
+        path.mkdir()
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
+    with writer_lock(path):
+        for leftover in _leftovers(path):
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
+        _building.add(tmp)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            _building.discard(tmp)
+        _swap_in(tmp, path)
+
+
+def _identity(path: Path):
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-        os.rmdir(old)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def read_consistently(path: str | Path, load, attempts: int = 10):
+    """``load()`` a saved folder, again if a writer swapped ``path`` while it was being read.
+
+    A reader never mixes two versions: it retries when the folder's identity changed during the
+    read, whether the read failed (a file of the new version against the old description) or not.
+    """
+    path = Path(path)
+    for _ in range(attempts):
+        before = _identity(path)
+        try:
+            result = load()
+        except (IndexFormatError, OSError):
+            if _identity(path) != before:
+                continue
+            raise
+        if _identity(path) == before:
+            return result
+    raise IndexFormatError(f"{path} changed {attempts} times while being read: another process keeps saving it")
 
 
 def file_digest(path: str | Path) -> str:

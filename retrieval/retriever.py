@@ -216,6 +216,10 @@ class Retriever:
     @classmethod
     def load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None) -> "Retriever":
         """Read a folder written by :meth:`save`; ``model`` overrides the stored model reference."""
+        return storage.read_consistently(path, lambda: cls._load(path, model=model, device=device, dtype=dtype))
+
+    @classmethod
+    def _load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None):
         path = Path(path)
         config_path = path / CONFIG_FILE
         config = storage.read_description(path, CONFIG_FILE, FORMAT, VERSION, what="Retriever")

@@ -144,21 +144,3 @@ def test_long_documents_are_never_padded_to_a_dense_tensor():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < dense_bytes / 20
-
-
-@pytest.mark.parametrize("method", ["faiss", "plaid", "voyager"])
-def test_bench_baselines_build_and_find_the_source_document(tmp_path, corpus, method):
-    """indexes.bench's methods (ours, PyLate's PLAID and Voyager) run with the pinned packages."""
-    import argparse
-
-    from indexes.bench import build
-
-    ids, docs, queries = corpus
-    searches, bytes_per_token = build(method, ids, docs, tmp_path, argparse.Namespace(nbits=4, nprobe=8, rerank=64))
-    assert bytes_per_token > 0 and set(searches) == ({"plaid", "plaid_matched"} if method == "plaid" else {method})
-    for name, search in searches.items():
-        ranked_ids, ranked_scores = search(queries)
-        assert len(ranked_ids) == len(queries)
-        hits = sum(ids[i] in ranked[:10] for i, ranked in enumerate(ranked_ids))
-        assert hits >= 0.9 * len(queries), f"{name}: source document in the top 10 for {hits}/{len(queries)} queries"
-        assert all(list(s) == sorted(s, reverse=True) for s in ranked_scores)

@@ -148,7 +148,10 @@ def directory(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(path):
         for leftover in _leftovers(path):
-            shutil.rmtree(leftover, ignore_errors=True)
+            if leftover.suffix == ".old" and not path.exists():
+                os.rename(leftover, path)  # a two-rename swap died between its renames: the old version returns
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
         _building.add(tmp)
@@ -199,16 +202,29 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _self_digest(meta: dict) -> str:
+    """SHA-256 of a description without its own ``checksum`` field (canonical JSON)."""
+    rest = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def write_description(folder: str | Path, name: str, description: dict, files: Iterable[str] = ()) -> Path:
     """Write ``folder/name``: ``description`` plus the SHA-256 of each of ``files`` (paths relative to ``folder``).
 
-    ``description`` must hold ``format`` and ``version``; :func:`read_description` checks both
-    and every listed file.
+    ``description`` must hold ``format`` and ``version``; its own content (ids included) is
+    covered by a ``checksum`` field. :func:`read_description` checks all of it.
     """
     folder = Path(folder)
     meta = dict(description)
     meta["sha256"] = {f: file_digest(folder / f) for f in files}
+    meta["checksum"] = _self_digest(meta)
     return write_json(folder / name, meta)
+
+
+def files_below(folder: str | Path) -> list[str]:
+    """Every file under ``folder``, as sorted paths relative to it (for :func:`write_description`)."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def read_description(folder: str | Path, name: str, fmt: str, version: int, *, verify: bool = True, what: str = "") -> dict:
@@ -229,6 +245,8 @@ def read_description(folder: str | Path, name: str, fmt: str, version: int, *, v
         raise IndexFormatError(f"{path} is corrupted: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise IndexFormatError(f"{path} is not a {what} description")
+    if "checksum" in meta and meta["checksum"] != _self_digest(meta):
+        raise IndexFormatError(f"{path} is corrupted (its checksum differs from its content)")
     if not isinstance(meta.get("version"), int) or meta["version"] > version:
         raise IndexFormatError(f"{path} has format version {meta.get('version')!r}; this toolkit reads <= {version}")
     digests = meta.get("sha256", {})
@@ -236,6 +254,8 @@ def read_description(folder: str | Path, name: str, fmt: str, version: int, *, v
         raise IndexFormatError(f"{path}: 'sha256' is not a mapping of file names to checksums")
     for file_name, digest in digests.items():
         file = folder / file_name
+        if not isinstance(file_name, str) or ".." in Path(file_name).parts or Path(file_name).is_absolute():
+            raise IndexFormatError(f"{path}: {file_name!r} is not a file inside {folder}")
         if not file.is_file():
             raise IndexFormatError(f"{file} is missing")
         if verify and file_digest(file) != digest:

@@ -13,8 +13,8 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import json
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,6 +41,12 @@ def model_reference(model) -> str:
     return type(first).__name__
 
 
+def model_dtype(model) -> str | None:
+    """``"float32"`` / ``"bfloat16"`` / ...: the dtype of a loaded model's weights."""
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return str(param.dtype).removeprefix("torch.") if param is not None else None
+
+
 class Retriever:
     """Dense retrieval over a FAISS index, with the documents' texts kept for the answers.
 
@@ -61,7 +67,15 @@ class Retriever:
     batch_size
         Maximum texts per encoding batch (batches are also capped by a token budget).
     chunk_size
-        Documents embedded and indexed per step of :meth:`add`.
+        Documents embedded per step of :meth:`add`.
+    trust_remote_code
+        Allow a model folder whose ``modules.json`` names code outside the toolkit's allow-list
+        (off: such a folder is refused and nothing from it runs).
+
+    Threads: one ``Retriever`` serves any number of threads. ``search`` and
+    ``search_by_vector`` run concurrently (the tokenizer is used under a lock, the index under a
+    readers-writer lock); ``add`` and ``delete`` run one at a time and are all or nothing;
+    ``save`` writes a consistent snapshot.
     """
 
     kind = "dense"  # the name saved in retriever.json; each subclass registers its own
@@ -97,8 +111,11 @@ class Retriever:
             self.model = self.load_model(self.model_name, device=device, dtype=dtype, max_length=max_length)
         else:
             self.model, self.model_name = model, model_reference(model)
-        self.dtype, self.batch_size, self.chunk_size, self.show_progress = dtype, batch_size, chunk_size, show_progress
+        # What the model actually runs in, saved so that load -> search gives the same ids and scores.
+        self.dtype = model_dtype(self.model) or dtype
+        self.batch_size, self.chunk_size, self.show_progress = batch_size, chunk_size, show_progress
         self.documents: dict[str, Document] = {}
+        self._write_lock = threading.Lock()  # adds and deletes one at a time; searches never take it
 
     @staticmethod
     def load_model(name: str, **kwargs):
@@ -134,27 +151,44 @@ class Retriever:
         return encode(self.model, texts, role=role, max_batch_size=self.batch_size, show_progress=self.show_progress)
 
     def add(self, documents: Iterable, embeddings: np.ndarray | None = None) -> list[str]:
-        """Embed and index documents, ``chunk_size`` at a time; returns their ids.
+        """Embed and index documents (embedded ``chunk_size`` at a time); returns their ids.
 
-        ``embeddings`` (one row per document, in order) skips the embedding step.
-        Ids must be new; strings without an id are numbered after the documents so far.
+        All or nothing: every document is checked (ids new and distinct, ``text`` a string)
+        and embedded before any is indexed, so a failure leaves the retriever as it was.
+        ``embeddings`` (one row per document, in order) skips the embedding step. Strings
+        without an id are numbered after the documents so far.
         """
-        added: list[str] = []
-        items = iter(documents)
-        while chunk := list(itertools.islice(items, self.chunk_size)):
-            docs = [as_document(item, str(len(self.documents) + i)) for i, item in enumerate(chunk)]
+        with self._write_lock:
+            docs = self._new_documents(documents)
             if embeddings is None:
-                vectors = self.embed_documents(docs)
+                parts = [self.embed_documents(docs[i : i + self.chunk_size]) for i in range(0, len(docs), self.chunk_size)]
+                vectors = np.concatenate(parts) if parts and isinstance(parts[0], np.ndarray) else [v for p in parts for v in p]
             else:
-                vectors = embeddings[len(added) : len(added) + len(docs)]
+                vectors = embeddings
                 if len(vectors) != len(docs):
-                    raise ValueError(f"{len(docs)} documents but only {len(vectors)} embeddings left")
-            self.index.add([d.id for d in docs], vectors)
-            self.documents.update((d.id, d) for d in docs)
-            added.extend(d.id for d in docs)
-        if embeddings is not None and len(embeddings) != len(added):
-            raise ValueError(f"{len(embeddings)} embeddings for {len(added)} documents")
-        return added
+                    raise ValueError(f"{len(vectors)} embeddings for {len(docs)} documents")
+            if not docs:
+                return []
+            self.documents.update((d.id, d) for d in docs)  # before the index: a search that finds an id finds its text
+            try:
+                self.index.add([d.id for d in docs], vectors)
+            except BaseException:
+                for d in docs:
+                    del self.documents[d.id]
+                raise
+            return [d.id for d in docs]
+
+    def _new_documents(self, items: Iterable) -> list[Document]:
+        docs, seen = [], {}
+        for i, item in enumerate(items):
+            doc = as_document(item, str(len(self.documents) + i))
+            if doc.id in self.documents:
+                raise ValueError(f"document {i}: id {doc.id!r} is already in the retriever")
+            if doc.id in seen:
+                raise ValueError(f"documents {seen[doc.id]} and {i} share the id {doc.id!r}")
+            seen[doc.id] = i
+            docs.append(doc)
+        return docs
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove documents by id, where the index supports it (:class:`indexes.MultiVectorIndex`).
@@ -165,9 +199,10 @@ class Retriever:
         if not hasattr(self.index, "delete"):
             raise TypeError(f"{type(self.index).__name__} cannot delete documents; build a new retriever without them")
         ids = [str(i) for i in ids]
-        self.index.delete(ids)
-        for doc_id in ids:
-            del self.documents[doc_id]
+        with self._write_lock:
+            self.index.delete(ids)  # first: a search never returns a deleted id without its text
+            for doc_id in ids:
+                del self.documents[doc_id]
 
     def search_by_vector(self, query_embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         result = self.index.search(query_embeddings, k)
@@ -183,7 +218,11 @@ class Retriever:
     def search(self, queries: str | list[str], k: int = 10) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` hits for one query (a list of :class:`Hit`) or for each of a list of queries."""
         single = isinstance(queries, str)
-        hits = self.search_by_vector(self.embed_queries([queries] if single else queries), k)
+        queries = [queries] if single else list(queries)
+        for i, query in enumerate(queries):
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError(f"query {i} is {'empty' if isinstance(query, str) else type(query).__name__}: give non-empty text")
+        hits = self.search_by_vector(self.embed_queries(queries), k)
         return hits[0] if single else hits
 
     def save(self, path) -> Path:
@@ -207,7 +246,7 @@ class Retriever:
                 "max_length": self.max_length(),
                 "num_documents": len(self.documents),
             }
-            storage.write_description(tmp, CONFIG_FILE, config, [DOCUMENTS_FILE])
+            storage.write_description(tmp, CONFIG_FILE, config, storage.files_below(tmp))
         return path
 
     def _save_model(self, folder: Path) -> None:

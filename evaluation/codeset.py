@@ -12,7 +12,7 @@ docstring, whitespace collapsed; its one relevant document is
 - for a module: the whole file without its docstring (title: the dotted module name), the
   long documents that function-level sets lack.
 
-Every language of :mod:`retrieval.code` whose units carry docstrings takes part (Python
+Every language of :mod:`retrieval.codebase.chunkers` whose units carry docstrings takes part (Python
 today). Filters, CodeSearchNet's where it has one, each counted in ``codeset.json``:
 
 - ``test code``: files in test folders (a path component ``test``/``tests``/``testing``,
@@ -30,7 +30,7 @@ today). Filters, CodeSearchNet's where it has one, each counted in ``codeset.jso
 - ``shared docstring``: a query text shared by several pairs ("Return the name.") cannot
   tell them apart, so all of them go.
 
-Files are read by :class:`retrieval.files.SourceTree` (``.gitignore`` honoured, ``--exclude``
+Files are read by :class:`retrieval.codebase.files.SourceTree` (``.gitignore`` honoured, ``--exclude``
 patterns, binary/huge/non-UTF-8 skipped); a file that does not parse is counted and left out.
 The output folder is built in a temporary sibling and renamed into place.
 
@@ -58,8 +58,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from indexes import storage
-from retrieval.code import Unit, UnparsableError, language_for
-from retrieval.files import MAX_BYTES, SourceTree, describe_skipped
+from retrieval.codebase.chunkers import Unit, UnparsableError, language_for
+from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped
 
 FORMAT = "codeset"
 MIN_QUERY_WORDS = 3
@@ -67,7 +67,7 @@ MAX_QUERY_WORDS = 256
 MIN_CODE_LINES = 3
 TOKEN_THRESHOLDS = (512, 2048, 8192)
 TEST_PART = re.compile(r"^(tests?|testing|test_.*|.*_tests?)$")
-DOCSTRING_LANGUAGES = ("python",)  # languages of retrieval.code whose units carry docstrings
+DOCSTRING_LANGUAGES = ("python",)  # languages of retrieval.codebase.chunkers whose units carry docstrings
 
 
 class CodesetError(ValueError):

@@ -3,7 +3,7 @@
 ``Retriever``: one vector per document (sentence-transformers + FAISS).
 ``ColbertRetriever``: ColBERT token vectors (PyLate + the multi-vector FAISS index).
 ``python -m retrieval index|search``: a codebase or document folder, chunked by language
-structure (:mod:`retrieval.code`) and re-indexed incrementally (:mod:`retrieval.codebase`).
+structure and re-indexed incrementally (:mod:`retrieval.codebase`).
 """
 
 from retrieval.colbert import ColbertRetriever

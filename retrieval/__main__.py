@@ -13,7 +13,7 @@ import sys
 
 from encoder import ModelLoadError
 from indexes import IndexFormatError
-from retrieval.files import MAX_BYTES
+from retrieval.codebase.files import MAX_BYTES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_index(args) -> int:
-    from retrieval.codebase import index_codebase
+    from retrieval.codebase.index import index_codebase
 
     report = index_codebase(
         args.path, args.out, model=args.model, multi_vector=args.multi_vector, index=args.index, dtype=args.dtype,
@@ -63,7 +63,7 @@ def run_index(args) -> int:
 
 
 def run_search(args) -> int:
-    from retrieval.codebase import format_hit, load_codebase
+    from retrieval.codebase.index import format_hit, load_codebase
 
     if args.top_k < 1:
         raise ValueError(f"-k must be at least 1, not {args.top_k}")

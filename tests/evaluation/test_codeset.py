@@ -4,11 +4,7 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from evaluation.codeset import build_codeset, first_paragraph, is_test_path, main, module_name
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 GOOD = textwrap.dedent('''\
     """Helpers that convert between units of time.
@@ -144,15 +140,13 @@ def test_builder_writes_codesearchnet_style_pairs(tmp_path):
     assert stats["files"] == {"other languages": 2, "read": 3, "unparsable": 1}  # README.md, .gitignore
     assert stats["files_skipped"] == {"ignored": 1}  # generated/
     assert json.loads((out / "codeset.json").read_text())["counts"] == stats["counts"]
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".") and p.is_dir()]  # no temporary folder left
 
 
-def test_cli_reports_token_lengths_and_refuses_foreign_folders(tmp_path, capsys):
+def test_cli_reports_token_lengths_and_refuses_foreign_folders(tmp_path, capsys, shared_dir):
     repo = make_repo(tmp_path / "repo")
     out = tmp_path / "sets" / "timeutil"
-    tokenizer = SHARED / "models" / "modernbert-base"
-    if not (tokenizer / "tokenizer.json").is_file():
-        pytest.skip(f"ModernBERT tokenizer expected in {tokenizer}")
+    tokenizer = shared_dir / "models" / "modernbert-base"  # the shared_dir fixture marks the test shared_data
     assert main([str(repo), "--out", str(out), "--tokenizer", str(tokenizer), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "3 queries -> 3 documents" in printed and "> 512: 0.0%" in printed and f"--dataset {out.name}" in printed

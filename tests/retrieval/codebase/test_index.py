@@ -1,4 +1,5 @@
-"""``python -m retrieval index|search`` on a copy of a few files of this repository, with the offline MiniLM."""
+"""The codebase index (:mod:`retrieval.codebase.index`) and ``python -m retrieval index|search`` on a copy of a few
+files of this repository, with the offline MiniLM."""
 
 import json
 import shutil
@@ -8,11 +9,12 @@ import numpy as np
 import pytest
 
 from retrieval.__main__ import main
-from retrieval.codebase import EMBEDDINGS_FILE, MANIFEST, index_codebase, load_codebase, search_codebase
-from retrieval.files import SourceTree
+from indexes import IndexFormatError, storage
+from retrieval.codebase.files import SourceTree
+from retrieval.codebase.index import EMBEDDINGS_FILE, MANIFEST, index_codebase, load_codebase, search_codebase
 
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ["indexes/atomic.py", "indexes/base.py", "retrieval/files.py"]
+REPO = Path(__file__).resolve().parents[3]
+COPIED = ["indexes/storage.py", "indexes/base.py", "retrieval/codebase/files.py"]
 NOTES = """# Notes
 
 ## Backups
@@ -49,6 +51,12 @@ def make_project(root: Path) -> Path:
     return root
 
 
+def rewrite_manifest(out: Path, manifest: dict) -> None:
+    """Save a changed manifest as the index does: checksummed, covering the stored rows."""
+    description = {k: v for k, v in manifest.items() if k not in ("sha256", "checksum")}
+    storage.write_description(out, MANIFEST, description, files=[EMBEDDINGS_FILE])
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, minilm):
     """The project indexed once; tests that change it work on their own copy."""
@@ -62,7 +70,7 @@ def test_walk_honours_gitignore_and_counts_skips(tmp_path):
     root = make_project(tmp_path)
     tree = SourceTree(root)
     paths = sorted(s.path for s in tree)
-    assert paths == [".gitignore", "NOTES.md", "indexes/.gitignore", "indexes/atomic.py", "indexes/kept_base.py", "keep.log", "retrieval/files.py"]
+    assert paths == [".gitignore", "NOTES.md", "indexes/.gitignore", "indexes/kept_base.py", "indexes/storage.py", "keep.log", "retrieval/codebase/files.py"]
     assert tree.skipped == {"ignored": 3, "binary": 1, "not-utf8": 1}  # run.log, build/, indexes/base.py
 
 
@@ -85,23 +93,23 @@ def test_second_run_encodes_only_changed_files(project, tmp_path, minilm):
     shutil.copytree(project[1], out)
     manifest = json.loads((out / MANIFEST).read_text())
     manifest["root"] = str(root.resolve())  # the copy indexes the copied folder
-    (out / MANIFEST).write_text(json.dumps(manifest))
+    rewrite_manifest(out, manifest)
     before = load_codebase(out, model=minilm)[0].documents
     rows_before = dict(zip(before, np.load(out / EMBEDDINGS_FILE)))
 
-    with open(root / "indexes" / "atomic.py", "a", encoding="utf-8") as f:
+    with open(root / "indexes" / "storage.py", "a", encoding="utf-8") as f:
         f.write(NEW_FUNCTION)
-    (root / "retrieval" / "files.py").unlink()
+    (root / "retrieval" / "codebase" / "files.py").unlink()
     (root / "extra.md").write_text("# Extra\nA new page.\n", encoding="utf-8")
     report = index_codebase(root, out, model=minilm, show_progress=False)
 
     files = json.loads((out / MANIFEST).read_text())["files"]
     assert (report.new_files, report.changed_files, report.removed_files) == (1, 1, 1)
-    assert report.encoded == files["indexes/atomic.py"]["chunks"] + files["extra.md"]["chunks"]
-    assert files["indexes/atomic.py"]["chunks"] == manifest["files"]["indexes/atomic.py"]["chunks"] + 1
+    assert report.encoded == files["indexes/storage.py"]["chunks"] + files["extra.md"]["chunks"]
+    assert files["indexes/storage.py"]["chunks"] == manifest["files"]["indexes/storage.py"]["chunks"] + 1
     retriever = load_codebase(out, model=minilm)[0]
     paths = {d.metadata["path"] for d in retriever.documents.values()}
-    assert "retrieval/files.py" not in paths and "extra.md" in paths
+    assert "retrieval/codebase/files.py" not in paths and "extra.md" in paths
     assert report.chunks == len(retriever) == sum(f["chunks"] for f in files.values())
     rows_after = dict(zip(retriever.documents, np.load(out / EMBEDDINGS_FILE)))
     unchanged = [i for i, d in before.items() if d.metadata["path"] in ("NOTES.md", "indexes/kept_base.py")]
@@ -115,15 +123,15 @@ def test_second_run_encodes_only_changed_files(project, tmp_path, minilm):
 
 def test_search_finds_a_function_by_a_paraphrase_of_its_docstring(project, capsys, minilm):
     root, out, _ = project
-    assert main(["search", str(out), "replace a directory in one step so nobody reads a partial copy", "-k", "3"]) == 0
+    assert main(["search", str(out), "compute the checksum of a file, a megabyte at a time", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().split("\n")
     assert len(lines) == 3
     location, score, first_line = lines[0].split("  ", 2)
     path, line = location.rsplit(":", 1)
-    source = (root / "indexes" / "atomic.py").read_text().split("\n")
-    assert path.endswith("indexes/atomic.py") and source[int(line) - 1].strip() == first_line and 0 < float(score) <= 1
-    best = search_codebase(out, "replace a directory in one step so nobody reads a partial copy", k=1, model=minilm)[0]
-    assert best.metadata["name"] == "directory" and best.metadata["start"] == int(line)
+    source = (root / "indexes" / "storage.py").read_text().split("\n")
+    assert path.endswith("indexes/storage.py") and source[int(line) - 1].strip() == first_line and 0 < float(score) <= 1
+    best = search_codebase(out, "compute the checksum of a file, a megabyte at a time", k=1, model=minilm)[0]
+    assert best.metadata["name"] == "file_digest" and best.metadata["start"] == int(line)
     hits = search_codebase(out, "what colour is the logo", k=1, model=minilm)
     assert hits[0].metadata["path"] == "NOTES.md" and hits[0].metadata["name"] == "Notes > Colours"
 
@@ -181,8 +189,26 @@ def test_bad_input_exits_2_with_a_message(project, tmp_path, capsys):
         err = capsys.readouterr().err
         last = err.strip().split("\n")[-1]  # after any progress bar
         assert last.startswith("error: ") and message in last and "Traceback" not in err, (argv, err)
-    assert (root / "indexes" / "atomic.py").is_file()  # a non-index --out is never overwritten
+    assert (root / "indexes" / "storage.py").is_file()  # a non-index --out is never overwritten
     assert main([]) == 2
+
+
+def test_a_damaged_index_is_refused_naming_the_file(project, tmp_path, capsys, minilm):
+    out = tmp_path / "index"
+    shutil.copytree(project[1], out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert set(manifest["sha256"]) == {EMBEDDINGS_FILE}  # the stored rows are covered by a checksum
+    rows = (out / EMBEDDINGS_FILE).read_bytes()
+    (out / EMBEDDINGS_FILE).write_bytes(rows[: len(rows) // 2])
+    with pytest.raises(IndexFormatError, match=EMBEDDINGS_FILE):
+        load_codebase(out, model=minilm)
+    assert main(["search", str(out), "query"]) == 2
+    assert EMBEDDINGS_FILE in capsys.readouterr().err
+    (out / EMBEDDINGS_FILE).write_bytes(rows)
+    manifest["settings"]["kind"] = "sparse"  # a kind no retriever class registers
+    rewrite_manifest(out, manifest)
+    with pytest.raises(ValueError, match="kind 'sparse', unknown here"):
+        index_codebase(project[0], out, model=minilm, show_progress=False)
 
 
 def test_help_explains_every_flag(capsys):

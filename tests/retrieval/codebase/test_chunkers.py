@@ -5,8 +5,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from retrieval import code
-from retrieval.code import (
+from retrieval.codebase import chunkers
+from retrieval.codebase.chunkers import (
     PLAIN_TEXT,
     Chunk,
     Unit,
@@ -174,7 +174,7 @@ def test_registry_finds_languages_by_extension(monkeypatch):
         def units(self, text):
             return [Unit("section", line, i, i) for i, line in enumerate(split_lines(text), 1) if line]
 
-    monkeypatch.setattr(code, "_LANGUAGES", dict(code._LANGUAGES))  # leave the real registry alone
+    monkeypatch.setattr(chunkers, "_LANGUAGES", dict(chunkers._LANGUAGES))  # leave the real registry alone
     register(Toy())
     assert language_for("z.toy").name == "toy"
     assert [c.name for c in structural_chunks("z.toy", "a\n\nb\n")] == ["a", "b"]
@@ -226,8 +226,15 @@ def test_fit_chunks_halves_pieces_a_non_additive_tokenizer_leaves_over():
 def test_chunks_fit_the_real_tokenizer(minilm):
     from encoder import token_lengths
 
-    text = open(code.__file__, encoding="utf-8").read()
-    chunks = chunk_files([("retrieval/code.py", text), ("notes.txt", "lorem ipsum " * 2000)], lambda t: token_lengths(minilm, t), 128)
+    text = open(chunkers.__file__, encoding="utf-8").read()
+    chunks = chunk_files([("retrieval/codebase/chunkers.py", text), ("notes.txt", "lorem ipsum " * 2000)], lambda t: token_lengths(minilm, t), 128)
     counts = token_lengths(minilm, [c.full_text for c in chunks])
     assert counts.max() <= 128 and np.median(counts) > 40
     assert {c.language for c in chunks} == {"python", "text"}
+
+
+def test_a_chunk_embeds_what_a_document_embeds():
+    from retrieval.documents import document_text
+
+    chunk = Chunk("pkg/m.py", 3, 4, "function", "f", "def f():\n    pass", "python")
+    assert chunk.full_text == document_text({"title": chunk.title, "text": chunk.text}) == "pkg/m.py f def f():\n    pass"

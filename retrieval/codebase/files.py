@@ -13,7 +13,7 @@ ignored folder counts once), a symbolic link (``symlink``), over ``max_bytes``
 
 Examples
 --------
->>> from retrieval.files import SourceTree
+>>> from retrieval.codebase.files import SourceTree
 >>> tree = SourceTree("some/repo")                   # doctest: +SKIP
 >>> for source in tree:                               # doctest: +SKIP
 ...     print(source.path, source.sha256[:8], len(source.text))

@@ -11,13 +11,13 @@ file is :data:`PLAIN_TEXT`, one unit that the chunker cuts into line windows.
 (a module, a class) is replaced by its children and the lines between them (imports, a
 class's own header and docstring), so every definition is its own chunk and every
 non-blank line is in exactly one chunk. A chunk over the model's length (counted with
-the model's own tokenizer, as embedded: ``title + " " + text``) is cut by lines, a
-single over-long line by characters. Token counts come in large batches from a
-``count_tokens`` callable, so a whole repository costs a few tokenizer passes.
+the model's own tokenizer on the text it embeds, :func:`retrieval.documents.document_text`)
+is cut by lines, a single over-long line by characters. Token counts come in large batches
+from a ``count_tokens`` callable, so a whole repository costs a few tokenizer passes.
 
 Examples
 --------
->>> from retrieval.code import language_for
+>>> from retrieval.codebase.chunkers import language_for
 >>> units = language_for("m.py").units('def f(x):\\n    "Double x."\\n    return 2 * x\\n')
 >>> [(u.kind, u.name, u.start, u.end, u.docstring) for u in units[0].children]
 [('function', 'f', 1, 3, 'Double x.')]
@@ -39,6 +39,8 @@ from pathlib import PurePath
 from typing import Protocol
 
 import numpy as np
+
+from retrieval.documents import document_text
 
 CountTokens = Callable[[list[str]], Sequence[int]]
 """Tokens of each text as the model embeds it (special tokens included)."""
@@ -280,8 +282,8 @@ class Chunk:
 
     @property
     def full_text(self) -> str:
-        """What the model embeds, as :class:`retrieval.Document` builds it."""
-        return f"{self.title} {self.text}".strip()
+        """What the model embeds (:func:`retrieval.documents.document_text`: ``title + " " + text``)."""
+        return document_text(self)
 
 
 GLUE_LINES = 3  # a gap this short before a definition (comments, "else:", a class header) joins it

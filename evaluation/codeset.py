@@ -31,7 +31,8 @@ today). Filters, CodeSearchNet's where it has one, each counted in ``codeset.jso
   tell them apart, so all of them go.
 
 Files are read by :class:`retrieval.codebase.files.SourceTree` (``.gitignore`` honoured, ``--exclude``
-patterns, binary/huge/non-UTF-8 skipped); a file that does not parse is counted and left out.
+patterns, binary/huge/non-UTF-8 files, non-UTF-8 names and unreadable folders skipped and counted);
+a file that does not parse is counted and left out.
 The output folder is built in a temporary sibling and renamed into place.
 
 Examples
@@ -59,7 +60,7 @@ from tqdm.auto import tqdm
 
 from indexes import storage
 from retrieval.codebase.chunkers import Unit, UnparsableError, language_for
-from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped
+from retrieval.codebase.files import MAX_BYTES, PatternError, SourceTree, describe_skipped, utf8_name
 
 FORMAT = "codeset"
 MIN_QUERY_WORDS = 3
@@ -200,6 +201,16 @@ def token_stats(texts: list[str], tokenizer_path: str | Path, max_length: int = 
     return stats
 
 
+def check_paths(repo: Path, out: Path) -> None:
+    """Raise :class:`CodesetError` unless ``repo`` is a folder with a UTF-8 path and ``out`` is free or an earlier set."""
+    if not repo.is_dir():
+        raise CodesetError(f"{repo} is not a folder")
+    if not utf8_name(str(repo.resolve())):
+        raise CodesetError(f"{ascii(str(repo.resolve()))}: the path is not UTF-8; rename it or read it through a UTF-8 link")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "codeset.json").is_file())):
+        raise CodesetError(f"{out} exists and is not a code-search set written by this builder; choose another --out")
+
+
 def build_codeset(
     repo: str | Path,
     out: str | Path,
@@ -218,10 +229,7 @@ def build_codeset(
     embedded (``title + " " + text``), to the statistics.
     """
     repo, out = Path(repo), Path(out)
-    if not repo.is_dir():
-        raise CodesetError(f"{repo} is not a folder")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "codeset.json").is_file())):
-        raise CodesetError(f"{out} exists and is not a code-search set written by this builder; choose another --out")
+    check_paths(repo, out)
     tree = SourceTree(repo, exclude=exclude, max_bytes=max_file_bytes, skip=[out, *out.parent.glob(f".{out.name}.*")])
     drops, files, pairs = Counter(), Counter(), []
     for source in tqdm(tree, desc="read files", unit="file", disable=not show_progress):
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             max_query_words=args.max_query_words, min_code_lines=args.min_code_lines, tokenizer=args.tokenizer,
             show_progress=not args.quiet,
         )
-    except (CodesetError, OSError) as exc:
+    except (CodesetError, PatternError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_stats(stats, Path(args.out)))

@@ -9,7 +9,16 @@ patterns of its own, relative to the root, that win over everything.
 A file is skipped, and counted under its reason, when it is ignored (``ignored``; an
 ignored folder counts once), a symbolic link (``symlink``), over ``max_bytes``
 (``too-large``), empty (``empty``), binary (a NUL byte in its first 8 KiB, git's test:
-``binary``), not UTF-8 (``not-utf8``) or unreadable (``unreadable``).
+``binary``), not UTF-8 (``not-utf8``) or unreadable (``unreadable``). A file or folder whose
+name is not UTF-8 (``undecodable-name``) and a folder that cannot be listed
+(``unreadable-folder``) are skipped and counted too, with a warning naming them; nothing in
+the tree stops the walk.
+
+An ignore-file line that git reads but :mod:`pathspec` rejects is read as git reads it: in a
+reversed range such as ``[z-a]`` only the first character matches (git's wildmatch), and a
+line git can never match (a trailing ``\\``, a lone ``!``) is skipped. Each such line is
+counted (``bad-ignore-line``) and logged as ``.gitignore:LINE: ...``; the rest of the file
+applies. A bad ``exclude`` pattern, given by the caller, raises :class:`PatternError`.
 
 Examples
 --------
@@ -24,7 +33,9 @@ Counter({'binary': 3, 'ignored': 2})
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,6 +46,14 @@ import pathspec
 MAX_BYTES = 1_000_000  # larger "source" files are nearly always generated or data
 VCS_DIRS = frozenset({".git", ".hg", ".svn"})
 BINARY_PROBE = 8000  # bytes git looks at for a NUL
+BRACKET = re.compile(r"(\[[!^]?\]?)([^\]]*)(\])")  # a bracket expression: opening, members, closing
+REVERSED_RANGE = re.compile(r"(?<!\\)([^\\])-([^\\])")
+PATTERN_ERRORS = (ValueError, re.error)  # what pathspec raises for a line it cannot compile
+log = logging.getLogger(__name__)
+
+
+class PatternError(ValueError):
+    """An ``exclude`` pattern that cannot be parsed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +65,52 @@ class SourceFile:
     sha256: str
 
 
-def read_patterns(path: Path) -> list[str]:
-    """The lines of an ignore file; an unreadable one counts as empty, as git treats it."""
+def git_ranges(line: str) -> str:
+    """``line`` with its reversed ranges as git's wildmatch reads them: ``[z-a]`` matches ``z`` only.
+
+    Wildmatch compares a bracket's first character on its own before it sees the ``-``; the
+    range from ``z`` down to ``a`` then holds nothing. Python's regular expressions reject it.
+    """
+
+    def members(m: re.Match) -> str:
+        return m[1] + REVERSED_RANGE.sub(lambda r: r[1] if r[1] > r[2] else r[0], m[2]) + m[3]
+
+    return BRACKET.sub(members, line)
+
+
+def compile_lines(lines: list[str], source: str, problems: list[tuple[str, str]]) -> pathspec.GitIgnoreSpec:
+    """The gitignore spec of ``lines``; a line pathspec rejects is read as git reads it, or skipped.
+
+    ``problems`` gets one ``(what, "source:LINE: ...")`` per line that needed either, ``what``
+being ``"reread"`` or ``"skipped"``.
+    """
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except PATTERN_ERRORS:
+        pass
+    kept = []
+    for number, line in enumerate(lines, 1):
+        for candidate in dict.fromkeys((line, git_ranges(line))):
+            try:
+                pathspec.GitIgnoreSpec.from_lines([candidate])
+            except PATTERN_ERRORS:
+                continue
+            kept.append(candidate)
+            if candidate != line:
+                problems.append(("reread", f"{source}:{number}: {line!r} read as git reads it, as {candidate!r} (a reversed range matches its first character only)"))
+            break
+        else:
+            problems.append(("skipped", f"{source}:{number}: {line!r} cannot be parsed (git matches nothing with it)"))
+    return pathspec.GitIgnoreSpec.from_lines(kept)
+
+
+def utf8_name(name: str) -> bool:
+    """Whether a name from :func:`os.scandir` was valid UTF-8 (undecodable bytes come back as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode(data: bytes) -> str | None:
@@ -84,12 +143,52 @@ class SourceTree:
         self.exclude = list(exclude)
         self.skip = {os.path.realpath(p) for p in skip}
         self.skipped: Counter[str] = Counter()
+        self.warnings: list[str] = []
+        self._unread: set[str] = set()
+        problems: list[tuple[str, str]] = []
+        self._overrides = [("", compile_lines(self.exclude, "--exclude", problems))] if self.exclude else []
+        if unparsable := [message for what, message in problems if what == "skipped"]:
+            raise PatternError("; ".join(unparsable))
 
     def __iter__(self) -> Iterator[SourceFile]:
-        self.skipped = Counter()
-        specs = [("", pathspec.GitIgnoreSpec.from_lines(read_patterns(self.root / ".git" / "info" / "exclude")))]
-        overrides = [("", pathspec.GitIgnoreSpec.from_lines(self.exclude))] if self.exclude else []
-        yield from self._walk(self.root, "", specs, overrides)
+        self.skipped, self.warnings = Counter(), []
+        self._unread: set[str] = set()  # ignore files already counted as unreadable (they are walked as files too)
+        lines = self._ignore_lines(self.root / ".git" / "info" / "exclude", ".git/info/exclude")
+        specs = [("", self._spec(lines, ".git/info/exclude"))] if lines else []
+        yield from self._walk(self.root, "", specs, self._overrides)
+
+    def _note(self, reason: str, message: str) -> None:
+        """Count a skip under ``reason`` and log ``message``; :attr:`warnings` keeps them all."""
+        self.skipped[reason] += 1
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    def _spec(self, lines: list[str], source: str) -> pathspec.GitIgnoreSpec:
+        problems: list[tuple[str, str]] = []
+        spec = compile_lines(lines, source, problems)
+        for what, message in problems:
+            self._note("bad-ignore-line", f"{message}; skipped" if what == "skipped" else message)
+        return spec
+
+    def _ignore_lines(self, path: Path, rel: str) -> list[str]:
+        """The lines of an ignore file, none when it is absent; an unreadable one is counted and read as empty."""
+        try:
+            return path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return []
+        except OSError as exc:
+            self._unread.add(rel)
+            self._note("unreadable", f"{rel}: cannot be read ({exc.strerror or exc}); its patterns do not apply")
+            return []
+
+    def _entries(self, folder: Path, rel_folder: str) -> list[os.DirEntry] | None:
+        """The entries of ``folder`` by name; None, counted, when it cannot be listed."""
+        try:
+            with os.scandir(folder) as it:
+                return sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self._note("unreadable-folder", f"{rel_folder or '.'}/: cannot be listed ({exc.strerror or exc}); skipped")
+            return None
 
     def _ignored(self, rel: str, specs: list, overrides: list) -> bool:
         """Git's answer for ``rel`` (a folder ends with ``/``): the deepest, last matching pattern decides."""
@@ -101,28 +200,32 @@ class SourceTree:
         return bool(decision)
 
     def _walk(self, folder: Path, rel_folder: str, specs: list, overrides: list) -> Iterator[SourceFile]:
-        gitignore = folder / ".gitignore"
-        if gitignore.is_file():
-            specs = specs + [(rel_folder, pathspec.GitIgnoreSpec.from_lines(read_patterns(gitignore)))]
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            self.skipped["unreadable"] += 1
+        entries = self._entries(folder, rel_folder)
+        if entries is None:
             return
+        gitignore = f"{rel_folder}/.gitignore" if rel_folder else ".gitignore"
+        if lines := self._ignore_lines(folder / ".gitignore", gitignore):
+            specs = specs + [(rel_folder, self._spec(lines, gitignore))]
         for entry in entries:
             rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
             if self.skip and os.path.realpath(entry.path) in self.skip:
                 continue
-            if entry.is_symlink():
+            if not utf8_name(entry.name):
+                self._note("undecodable-name", f"{ascii(rel)}: the name is not UTF-8; skipped")
+                continue
+            try:
+                kind = "symlink" if entry.is_symlink() else "dir" if entry.is_dir() else "file" if entry.is_file() else None
+            except OSError as exc:
+                self._note("unreadable", f"{rel}: cannot be read ({exc.strerror or exc}); skipped")
+                continue
+            if kind == "symlink":
                 self.skipped["symlink"] += 1
-            elif entry.is_dir():
-                if entry.name in VCS_DIRS:
-                    continue
+            elif kind == "dir" and entry.name not in VCS_DIRS:
                 if self._ignored(rel + "/", specs, overrides):
                     self.skipped["ignored"] += 1
                 else:
                     yield from self._walk(Path(entry.path), rel, specs, overrides)
-            elif entry.is_file():
+            elif kind == "file":
                 if self._ignored(rel, specs, overrides):
                     self.skipped["ignored"] += 1
                 elif (source := self._read(Path(entry.path), rel)) is not None:
@@ -134,8 +237,9 @@ class SourceTree:
                 self.skipped["too-large"] += 1
                 return None
             data = path.read_bytes()
-        except OSError:
-            self.skipped["unreadable"] += 1
+        except OSError as exc:
+            if rel not in self._unread:
+                self._note("unreadable", f"{rel}: cannot be read ({exc.strerror or exc}); skipped")
             return None
         if not data.strip():
             self.skipped["empty"] += 1

@@ -14,7 +14,8 @@ reader sees the previous index or the new one, never half of one:
 - ``codebase.json``: the manifest, a checksummed description (:func:`indexes.storage.write_description`):
   the root, the settings (model, retriever kind, FAISS factory, dtype, chunk length in tokens,
   exclude patterns, file size limit), per file its content SHA-256 and number of chunks (chunk
-  ``i`` of ``path`` has id ``path#i``), and the SHA-256 of ``embeddings.npy``;
+  ``i`` of ``path`` has id ``path#i``), and the SHA-256 of every other file in the folder
+  (a deleted, truncated or changed one is an :class:`indexes.IndexFormatError` naming it);
 - ``retriever/``: the saved retriever (documents with ``path``, ``start``, ``end``, ``kind``,
   ``name``, ``language`` metadata);
 - ``embeddings.npy``: only for an index that cannot delete (FAISS), one float32 row per chunk
@@ -56,7 +57,7 @@ from tqdm.auto import tqdm
 from encoder import default_model
 from indexes import IndexFormatError, storage
 from retrieval.codebase.chunkers import chunk_files
-from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped
+from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
 from retrieval.retriever import Hit, Retriever, model_reference
 
@@ -115,6 +116,8 @@ def read_manifest(out: Path) -> dict | None:
     if not out.is_dir():
         raise CodebaseError(f"{out} is a file, not an index folder")
     if not (out / MANIFEST).is_file():
+        if (out / RETRIEVER_DIR).exists():
+            raise IndexFormatError(f"{out / MANIFEST} is missing: {out} is a damaged codebase index; delete it or choose another --out")
         if any(out.iterdir()):
             raise CodebaseError(f"{out} exists and is not a codebase index (no {MANIFEST}); it is never overwritten")
         return None
@@ -220,6 +223,8 @@ def _check_arguments(root: Path, **positive) -> None:
         raise CodebaseError(f"{root} does not exist")
     if not root.is_dir():
         raise CodebaseError(f"{root} is not a folder")
+    if not utf8_name(str(root.resolve())):
+        raise CodebaseError(f"{ascii(str(root.resolve()))}: the path is not UTF-8; rename it or index it through a UTF-8 link")
     for name, value in positive.items():
         if value is not None and value < 1:
             raise CodebaseError(f"{name} must be a positive number, not {value}")
@@ -296,14 +301,12 @@ def _update(retriever: Retriever, saved: Retriever | None, out: Path, documents:
 
 
 def _write(out: Path, retriever: Retriever, embeddings: np.ndarray | None, manifest: dict) -> None:
-    """The index folder, replaced as a whole; the manifest carries the checksum of the stored rows."""
+    """The index folder, replaced as a whole; the manifest carries the checksum of every other file in it."""
     with storage.directory(out) as tmp:
         retriever.save(tmp / RETRIEVER_DIR)
-        stored = []
         if embeddings is not None:
             np.save(tmp / EMBEDDINGS_FILE, embeddings, allow_pickle=False)
-            stored.append(EMBEDDINGS_FILE)
-        storage.write_description(tmp, MANIFEST, manifest, files=stored)
+        storage.write_description(tmp, MANIFEST, manifest, files=storage.files_below(tmp))
 
 
 def index_codebase(

@@ -1,6 +1,7 @@
 """``python -m evaluation.codeset``: a CodeSearchNet-style set from a small repository written here."""
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -163,3 +164,34 @@ def test_cli_reports_token_lengths_and_refuses_foreign_folders(tmp_path, capsys,
     (tmp_path / "plain" / "notes.txt").write_text("no code here\n", encoding="utf-8")
     assert main([str(tmp_path / "plain"), "--out", str(tmp_path / "o")]) == 2
     assert "no docstring/code pairs" in capsys.readouterr().err
+
+
+def test_undecodable_file_name_is_skipped_and_counted(tmp_path, capsys):
+    repo = make_repo(tmp_path / "repo")
+    with open(os.path.join(os.fsencode(repo / "timeutil"), b"bad\xff.py"), "wb") as f:  # a name that is not UTF-8
+        f.write(GOOD.replace("parse_duration", "parse_span").encode("utf-8"))
+    out = tmp_path / "sets" / "timeutil"
+    assert main([str(repo), "--out", str(out), "--quiet"]) == 0
+    assert "skipped: 1 ignored, 1 undecodable-name" in capsys.readouterr().out
+    stats = json.loads((out / "codeset.json").read_text(encoding="utf-8"))
+    assert stats["files_skipped"] == {"ignored": 1, "undecodable-name": 1} and stats["counts"]["queries"] == 3
+
+
+def test_gitignore_lines_pathspec_rejects_are_read_as_git_reads_them(tmp_path, caplog):
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text("[z-a]\n\\\ngenerated/\n[!\n", encoding="utf-8")  # [z-a] ignores `z`, as in git
+    stats = build_codeset(repo, tmp_path / "sets" / "timeutil", show_progress=False)
+    assert stats["files_skipped"] == {"bad-ignore-line": 2, "ignored": 1} and stats["counts"]["queries"] == 3
+    assert ".gitignore:2: '\\\\' cannot be parsed" in caplog.text and ".gitignore:1: '[z-a]' read as git" in caplog.text
+
+
+def test_bad_exclude_pattern_is_an_error(tmp_path, capsys):
+    repo = make_repo(tmp_path / "repo")
+    assert main([str(repo), "--out", str(tmp_path / "o"), "--exclude", "generated\\", "--quiet"]) == 2
+    assert capsys.readouterr().err == "error: --exclude:1: 'generated\\\\' cannot be parsed (git matches nothing with it)\n"
+
+
+def test_repository_path_not_utf8_is_an_error(tmp_path, capsys):
+    repo = make_repo(Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"repo\xff"))))
+    assert main([str(repo), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "repo\\udcff': the path is not UTF-8" in capsys.readouterr().err

@@ -52,9 +52,9 @@ def make_project(root: Path) -> Path:
 
 
 def rewrite_manifest(out: Path, manifest: dict) -> None:
-    """Save a changed manifest as the index does: checksummed, covering the stored rows."""
+    """Save a changed manifest as the index does: checksummed, covering every other file of the folder."""
     description = {k: v for k, v in manifest.items() if k not in ("sha256", "checksum")}
-    storage.write_description(out, MANIFEST, description, files=[EMBEDDINGS_FILE])
+    storage.write_description(out, MANIFEST, description, files=[f for f in storage.files_below(out) if f != MANIFEST])
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_a_damaged_index_is_refused_naming_the_file(project, tmp_path, capsys, m
     out = tmp_path / "index"
     shutil.copytree(project[1], out)
     manifest = json.loads((out / MANIFEST).read_text())
-    assert set(manifest["sha256"]) == {EMBEDDINGS_FILE}  # the stored rows are covered by a checksum
+    assert set(manifest["sha256"]) == set(storage.files_below(out)) - {MANIFEST}  # every file is covered by a checksum
     rows = (out / EMBEDDINGS_FILE).read_bytes()
     (out / EMBEDDINGS_FILE).write_bytes(rows[: len(rows) // 2])
     with pytest.raises(IndexFormatError, match=EMBEDDINGS_FILE):

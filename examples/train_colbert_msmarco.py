@@ -19,7 +19,8 @@ import argparse
 from pathlib import Path
 
 from retrieval.colbert import load_colbert
-from retrieval.train_colbert import fit
+from retrieval.training.colbert import fit
+from retrieval.training.common import RunInfo
 
 LEARNING_RATES = {"base": 8e-5, "large": 1e-4}  # ModernBERT paper, Table 9 (ColBERT)
 N_WAYS = 32
@@ -41,8 +42,9 @@ def scifact_distillation_data(data_dir: Path, num_queries: int = 16, n_ways: int
     """A few SciFact queries; the offline MiniLM's scores over its top candidates play the teacher."""
     from datasets import Dataset
 
-    from retrieval.beir_data import load_beir
     from retrieval import Retriever
+    from retrieval.beir_data import load_beir
+    from retrieval.documents import document_text
 
     data = load_beir(data_dir / "scifact", "train")
     retriever = Retriever(index="Flat", dtype="auto")
@@ -51,7 +53,7 @@ def scifact_distillation_data(data_dir: Path, num_queries: int = 16, n_ways: int
     query_ids = list(data.queries)[:num_queries]
     rows = []
     for qid, hits in zip(query_ids, retriever.search([data.queries[q] for q in query_ids], k=n_ways)):
-        rows.append({"query": data.queries[qid], "documents": [f"{h.title} {h.text}".strip() for h in hits],
+        rows.append({"query": data.queries[qid], "documents": [document_text(h) for h in hits],
                      "scores": [h.score for h in hits]})
     return Dataset.from_list(rows)
 
@@ -83,10 +85,13 @@ def main(argv=None) -> int:
         train, lr, batch_size, max_steps = msmarco_distillation_data(), LEARNING_RATES[size], args.batch_size, -1
     from pylate import losses
 
-    run = fit(colbert, train, losses.Distillation(model=colbert), args.output, run={"recipe": "ModernBERT paper ColBERT, KD"},
-              epochs=args.epochs, batch_size=batch_size, learning_rate=args.lr or lr, warmup_ratio=0.05,
-              max_steps=max_steps, no_duplicates=False, show_progress=not args.dry_run)
-    print(f"trained {run['hyperparameters']['train_rows']} queries in {run['train_seconds']}s; model written to {args.output}")
+    info = RunInfo("examples/train_colbert_msmarco.py", model="offline MiniLM" if args.dry_run else args.model,
+                   data="SciFact dry run" if args.dry_run else "lightonai/ms-marco-en-bge", loss="pylate Distillation (KL)",
+                   config={"recipe": "ModernBERT paper ColBERT, KD"})
+    result = fit(colbert, train, losses.Distillation(model=colbert), args.output, info=info, epochs=args.epochs,
+                 batch_size=batch_size, learning_rate=args.lr or lr, warmup_ratio=0.05, max_steps=max_steps,
+                 no_duplicates=False, show_progress=not args.dry_run)
+    print(f"trained {result.config['train_rows']} queries in {result.train_seconds}s; model written to {args.output}")
     return 0
 
 

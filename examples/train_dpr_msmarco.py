@@ -64,9 +64,9 @@ def recipe(size: str, gpus: int) -> dict:
     return {
         "epochs": 1,
         "warmup_ratio": 0.05,
-        "lr": r["lr"],
+        "learning_rate": r["lr"],
         "batch_size": r["batch_size"],
-        "grad_accum": total // gpus,
+        "gradient_accumulation": total // gpus,
         "mini_batch_size": min(MINI_BATCH, r["batch_size"]),
         "gather": False,  # as in the paper's runs: in-batch negatives stay on their GPU
         "pooling": "mean",
@@ -90,6 +90,7 @@ def scifact_triplets(scifact: Path, n: int, seed: int = 0):
     from datasets import Dataset
 
     from retrieval.beir_data import load_beir
+    from retrieval.documents import document_text
 
     data = load_beir(scifact, "train")
     rng = random.Random(seed)
@@ -98,10 +99,9 @@ def scifact_triplets(scifact: Path, n: int, seed: int = 0):
     for qid in sorted(data.qrels)[:n]:
         pos = next(iter(data.qrels[qid]))
         neg = rng.choice([d for d in doc_ids[:500] if d not in data.qrels[qid]])
-        text = lambda d: f"{data.corpus[d].get('title', '')} {data.corpus[d]['text']}".strip()
         rows["query"].append(data.queries[qid])
-        rows["positive"].append(text(pos))
-        rows["negative"].append(text(neg))
+        rows["positive"].append(document_text(data.corpus[pos]))
+        rows["negative"].append(document_text(data.corpus[neg]))
     return Dataset.from_dict(rows)
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HF_DATASETS_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from encoder.modernbert import save_random_modernbert
-    from retrieval.train_dpr import train_dpr
+    from retrieval.training.dpr import train_dpr
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.dry_run:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             model = str(save_random_modernbert(shared / "models" / "modernbert-base", Path(tmp) / "tiny-modernbert", num_layers=2))
             data = scifact_triplets(shared / "data" / "scifact", 24)
             # the recipe, scaled to a CPU: same loss, schedule, learning rate and batch structure
-            options.update(batch_size=8, mini_batch_size=4, grad_accum=2, max_steps=2, eval_steps=1,
+            options.update(batch_size=8, mini_batch_size=4, gradient_accumulation=2, max_steps=2, eval_steps=1,
                            max_length=64, dev_fraction=0.2)
             output = Path(args.output or Path(tmp) / "dry-run-model")
         else:

@@ -1,4 +1,4 @@
-"""DPR trainer (`python -m retrieval.train_dpr`): a few training steps on a small SciFact subset.
+"""DPR trainer (`python -m retrieval.training.dpr`): a few training steps on a small SciFact subset.
 
 The long runs (full SciFact, torchrun vs one process) are measurements, not tests; see the
 trainer's report. Here: the output is a plain sentence-transformers model with a model card,
@@ -55,8 +55,7 @@ def scifact_subset(root: Path, num_queries: int = 30, num_docs: int = 100, test_
 
 
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory) -> Path:
-    assert (SCIFACT / "corpus.jsonl").is_file(), f"SciFact expected in {SCIFACT}"
+def subset(tmp_path_factory, data_dir) -> Path:  # data_dir: the shared_data marker
     return scifact_subset(tmp_path_factory.mktemp("data") / "scifact-mini")
 
 
@@ -75,12 +74,13 @@ def test_trains_with_hard_negatives_and_writes_a_plain_sentence_transformers_mod
 
     from evaluation.beir import main as beir_main
     from retrieval import Retriever
-    from retrieval.train_dpr import SUMMARY_FILE, train_dpr
+    from retrieval.training.common import RESULT_FILE
+    from retrieval.training.dpr import train_dpr
 
     out = tmp_path / "model"
     result = train_dpr(minilm_dir, subset, out, max_steps=2, hard_negatives=2, **FAST)
     assert result.output == out and result.steps == 2
-    assert not list(tmp_path.glob(".model*")), "temporary and checkpoint folders are removed"
+    assert [p.name for p in tmp_path.glob(".model*") if p.suffix != ".lock"] == [], "temporary and checkpoint folders are removed"
     # dev scores: before training and of the saved (best) checkpoint, from the toolkit's harness
     assert set(result.scores) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
     assert 0 < result.scores_before["ndcg@10"] <= 1 and 0 < result.scores["ndcg@10"] <= 1
@@ -88,11 +88,11 @@ def test_trains_with_hard_negatives_and_writes_a_plain_sentence_transformers_mod
     assert result.config["mini_batch_size_used"] == 0  # 8 rows x 4 texts x 64 tokens: the plain loss
 
     card = (out / "README.md").read_text(encoding="utf-8")
-    for needle in ("Training with `retrieval.train_dpr`", "MultipleNegativesRankingLoss", "learning_rate",
+    for needle in ("Training with `retrieval.training.dpr`", "MultipleNegativesRankingLoss", "learning_rate",
                    "3e-05", "NO_DUPLICATES", "scifact-mini", "Hard negatives:** 2 per query", "ndcg@10",
                    f"{result.scores['ndcg@10']:.4f}", "held out"):
         assert needle in card, needle
-    summary = json.loads((out / SUMMARY_FILE).read_text())
+    summary = json.loads((out / RESULT_FILE).read_text())
     assert summary["scores"] == result.scores and summary["config"]["hard_negatives"] == 2
 
     # a plain sentence-transformers folder: loads, encodes like the trained model, works in Retriever and the harness
@@ -110,7 +110,7 @@ def test_trains_with_hard_negatives_and_writes_a_plain_sentence_transformers_mod
 
 
 def test_dev_set_comes_from_train_queries_never_the_test_split(subset):
-    from retrieval.train_dpr import load_training_data
+    from retrieval.training.data import load_training_data
 
     data = load_training_data(subset, dev_fraction=0.2, seed=1)
     test_qids = {r[0] for r in csv.reader(open(subset / "qrels" / "test.tsv"), delimiter="\t")} - {"query-id"}
@@ -132,7 +132,7 @@ def test_dev_set_comes_from_train_queries_never_the_test_split(subset):
 def test_cached_loss_on_a_datasets_triplet_folder(tmp_path, minilm_dir):
     from datasets import Dataset
 
-    from retrieval.train_dpr import train_dpr
+    from retrieval.training.dpr import train_dpr
 
     rows = {"query": [], "positive": [], "negative": []}
     for i in range(24):
@@ -148,7 +148,7 @@ def test_cached_loss_on_a_datasets_triplet_folder(tmp_path, minilm_dir):
 
 
 def test_auto_mini_batch_switches_to_the_cached_loss_for_big_steps():
-    from retrieval.train_dpr import auto_mini_batch_size
+    from retrieval.training.dpr import auto_mini_batch_size
 
     assert auto_mini_batch_size(32, 2, 256) == 0  # (query, positive) pairs: plain MultipleNegativesRankingLoss
     assert auto_mini_batch_size(32, 7, 256) == 32  # 5 hard negatives: GradCache, 32 texts per forward pass
@@ -161,7 +161,8 @@ def test_random_modernbert_trains_loss_decreases_and_reloads_identically(tmp_pat
 
     from encoder import load_model
     from encoder.modernbert import save_random_modernbert
-    from retrieval.train_dpr import build_train_dataset, load_training_data, train_dpr
+    from retrieval.training.data import build_train_dataset, load_training_data
+    from retrieval.training.dpr import train_dpr
 
     base = save_random_modernbert(MODERNBERT_BASE, tmp_path / "tiny-modernbert", num_layers=2)
     # a fixed batch of training pairs, scored by the same loss before and after training
@@ -191,7 +192,7 @@ def test_random_modernbert_trains_loss_decreases_and_reloads_identically(tmp_pat
 
 def test_torchrun_two_processes_gather_negatives(subset, minilm_dir, tmp_path):
     out = tmp_path / "model"
-    cmd = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "retrieval.train_dpr", "--model", minilm_dir,
+    cmd = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "retrieval.training.dpr", "--model", minilm_dir,
            "--data", str(subset), "--output", str(out), "--max-steps", "2", "--batch-size", "4", "--max-length", "64",
            "--dev-fraction", "0", "--quiet"]
     proc = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True, timeout=600,
@@ -201,9 +202,9 @@ def test_torchrun_two_processes_gather_negatives(subset, minilm_dir, tmp_path):
     card = (out / "README.md").read_text()
     assert "| processes | 2 |" in card and "| effective_batch | 8 |" in card
     assert "in-batch negatives gathered across processes" in card
-    summary = json.loads((out / "train_dpr.json").read_text())
+    summary = json.loads((out / "train_result.json").read_text())
     assert summary["steps"] == 2 and summary["config"]["processes"] == 2
-    assert not list(tmp_path.glob(".model*"))
+    assert [p.name for p in tmp_path.glob(".model*") if p.suffix != ".lock"] == []  # the writer lock may stay
 
 
 # --------------------------------------------------------------------------- mining
@@ -215,7 +216,7 @@ def test_mining_matches_sentence_transformers_and_skips_positives(subset, minilm
 
     from encoder import load_model
     from retrieval.mining import document_text, mine_hard_negatives
-    from retrieval.train_dpr import load_training_data
+    from retrieval.training.data import load_training_data
 
     model = load_model(minilm_dir, device="cpu", max_length=64)
     data = load_training_data(subset, dev_fraction=0)
@@ -273,7 +274,7 @@ def test_mining_absolute_margin_range_and_sampling():
 # --------------------------------------------------------------------------- example
 
 
-def test_msmarco_example_dry_run_is_offline(tmp_path):
+def test_msmarco_example_dry_run_is_offline(tmp_path, shared_dir):
     """The paper's recipe, scaled down, on SciFact triplets; any socket connection fails the run."""
     guard = (
         "import runpy, socket, sys\n"
@@ -286,7 +287,7 @@ def test_msmarco_example_dry_run_is_offline(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", guard], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert '"lr": 8e-05' in proc.stdout and '"warmup_ratio": 0.05' in proc.stdout
+    assert '"learning_rate": 8e-05' in proc.stdout and '"warmup_ratio": 0.05' in proc.stdout
     card = (tmp_path / "model" / "README.md").read_text()
     assert "CachedMultipleNegativesRankingLoss" in card and "| effective_batch | 16 |" in card
 
@@ -295,7 +296,7 @@ def test_msmarco_example_dry_run_is_offline(tmp_path):
 
 
 def run_cli(capsys, *argv):
-    from retrieval.train_dpr import main
+    from retrieval.training.dpr import main
 
     code = main(list(argv) + ["--quiet"])
     captured = capsys.readouterr()
@@ -322,7 +323,7 @@ def test_qrels_naming_only_unknown_documents(tmp_path, capsys):
 
 
 def test_unknown_ids_are_dropped_with_a_warning(tmp_path):
-    from retrieval.train_dpr import load_training_data
+    from retrieval.training.data import load_training_data
 
     data = write_beir(tmp_path / "d", qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\tgone\t1\nq9\td2\t1\n", split="train")
     loaded = load_training_data(data, dev_fraction=0)
@@ -383,11 +384,12 @@ def test_bad_datasets_input(tmp_path, capsys):
 
 
 def test_help_explains_every_flag():
-    proc = subprocess.run([sys.executable, "-m", "retrieval.train_dpr", "--help"], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "retrieval.training.dpr", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0
     for flag in ("--model", "--data", "--output", "--pooling", "--max-length", "--hard-negatives", "--margin",
                  "--margin-type", "--range-min", "--range-max", "--max-score", "--sampling", "--no-fill", "--mini-batch-size",
-                 "--no-gather", "--epochs", "--max-steps", "--batch-size", "--grad-accum", "--lr", "--warmup-ratio",
+                 "--no-gather", "--epochs", "--max-steps", "--batch-size", "--gradient-accumulation", "--learning-rate",
+                 "--warmup-ratio",
                  "--seed", "--precision", "--dev-fraction", "--eval-steps", "--dataset-config", "--quiet"):
         assert flag in proc.stdout, flag

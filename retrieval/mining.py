@@ -55,6 +55,7 @@ import numpy as np
 
 from encoder import encode
 from retrieval.documents import document_text
+from retrieval.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -188,27 +189,8 @@ def mine_hard_negatives(
     ``({query id: [doc id, ...]}, MiningStats)``; a query's list is best first and may be
     shorter than ``num_negatives`` when too few candidates pass the filters.
     """
-    from retrieval.retriever import Retriever
-
-    if num_negatives < 1:
-        raise ValueError(f"num_negatives must be >= 1, not {num_negatives}")
-    if sampling not in SAMPLING:
-        raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, not {sampling!r}")
-    if range_min < 0:
-        raise ValueError(f"range_min must be >= 0, not {range_min}")
-    positives = {
-        qid: [did for did, s in qrels.get(qid, {}).items() if s > 0 and did in corpus] for qid in queries
-    }
-    positives = {qid: dids for qid, dids in positives.items() if dids}
-    if not positives:
-        raise ValueError("no query has a positive judgment naming a corpus document: nothing to mine for")
-    max_positives = max(len(d) for d in positives.values())
-    filtering = absolute_margin is not None or relative_margin is not None or max_score is not None
-    if range_max is None:
-        range_max = range_min + num_negatives * (10 if filtering else 1) + max_positives
-    if range_max <= range_min:
-        raise ValueError(f"range_max ({range_max}) must be larger than range_min ({range_min})")
-
+    filters = CandidateFilter(absolute_margin, relative_margin, max_score, min_score)
+    positives, range_max = _check_request(queries, corpus, qrels, num_negatives, range_min, range_max, sampling, filters)
     doc_ids = list(corpus)
     retriever = Retriever(model, index=index, search_params=search_params)
     if doc_embeddings is None:
@@ -221,6 +203,7 @@ def mine_hard_negatives(
     query_emb = embed(model, [queries[q] for q in query_ids], "query", show_progress=show_progress)
     unit_queries = _normalise(query_emb)
     # Deep enough that range_max candidates remain after the positives and the query's own id drop out.
+    max_positives = max(len(d) for d in positives.values())
     depth = min(range_max + max_positives + 1, len(doc_ids))
     hits = retriever.search_by_vector(query_emb, depth)
 
@@ -235,31 +218,6 @@ def mine_hard_negatives(
             "sampling": sampling, "fill": fill, "seed": seed, "index": index,
         },
     )
-
-    def candidates(qid: str, row, floor: float, count: bool) -> list:
-        """The hits of ``row`` that pass every filter, in rank order."""
-        pos_set = set(positives[qid])
-        kept = []
-        for hit in row:
-            reason = None
-            if hit.id in pos_set or hit.id == qid:
-                reason = "skipped_positive"
-            elif absolute_margin is not None and hit.score + absolute_margin > floor:
-                reason = "skipped_margin"
-            elif relative_margin is not None and hit.score > floor * (1 - relative_margin):
-                reason = "skipped_margin"
-            elif max_score is not None and hit.score > max_score:
-                reason = "skipped_max_score"
-            elif min_score is not None and hit.score < min_score:
-                reason = "skipped_min_score"
-            if count:
-                stats.candidates += 1
-                if reason:
-                    setattr(stats, reason, getattr(stats, reason) + 1)
-            if reason is None:
-                kept.append(hit)
-        return kept
-
     negatives: dict[str, list] = {}
     floors: dict[str, float] = {}
     positive_scores = []
@@ -267,27 +225,96 @@ def mine_hard_negatives(
         pos_scores = unit_docs[[doc_row[d] for d in positives[qid]]] @ unit_queries[qi]
         positive_scores.extend(pos_scores.tolist())
         floors[qid] = float(pos_scores.min())  # the hardest positive sets the margin, as in sentence-transformers
-        kept = candidates(qid, row, floors[qid], count=True)[:range_max][range_min:]
+        kept = filters.keep(qid, row, positives[qid], floors[qid], stats)[:range_max][range_min:]
         if sampling == "random" and len(kept) > num_negatives:
             chosen = sorted(rng.sample(range(len(kept)), num_negatives))
             kept = [kept[i] for i in chosen]
         negatives[qid] = kept[:num_negatives]
+    if fill:
+        _fill_short(retriever, query_ids, query_emb, negatives, num_negatives, depth, len(doc_ids),
+                    lambda qid, row: filters.keep(qid, row, positives[qid], floors[qid])[range_min:], stats)
+    return _finish(negatives, positive_scores, num_negatives, stats)
 
+
+@dataclass
+class CandidateFilter:
+    """The filters a mined candidate must pass (as ``sentence_transformers.util.mine_hard_negatives``)."""
+
+    absolute_margin: float | None = None
+    relative_margin: float | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.absolute_margin is not None or self.relative_margin is not None or self.max_score is not None
+
+    def reason(self, score: float, floor: float) -> str | None:
+        """Why a candidate scoring ``score`` is skipped when the hardest positive scores ``floor``; None: kept."""
+        if self.absolute_margin is not None and score + self.absolute_margin > floor:
+            return "skipped_margin"
+        if self.relative_margin is not None and score > floor * (1 - self.relative_margin):
+            return "skipped_margin"
+        if self.max_score is not None and score > self.max_score:
+            return "skipped_max_score"
+        if self.min_score is not None and score < self.min_score:
+            return "skipped_min_score"
+        return None
+
+    def keep(self, qid: str, row, positives: list[str], floor: float, stats: MiningStats | None = None) -> list:
+        """The hits of ``row`` that pass every filter, in rank order; counted in ``stats`` when given."""
+        pos_set, kept = set(positives), []
+        for hit in row:
+            reason = "skipped_positive" if hit.id in pos_set or hit.id == qid else self.reason(hit.score, floor)
+            if stats is not None:
+                stats.candidates += 1
+                if reason:
+                    setattr(stats, reason, getattr(stats, reason) + 1)
+            if reason is None:
+                kept.append(hit)
+        return kept
+
+
+def _check_request(queries, corpus, qrels, num_negatives, range_min, range_max, sampling, filters) -> tuple[dict, int]:
+    """The positives of each query that has one, and the candidate depth ``range_max``; ValueError on bad settings."""
+    if num_negatives < 1:
+        raise ValueError(f"num_negatives must be >= 1, not {num_negatives}")
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, not {sampling!r}")
+    if range_min < 0:
+        raise ValueError(f"range_min must be >= 0, not {range_min}")
+    positives = {
+        qid: [did for did, s in qrels.get(qid, {}).items() if s > 0 and did in corpus] for qid in queries
+    }
+    positives = {qid: dids for qid, dids in positives.items() if dids}
+    if not positives:
+        raise ValueError("no query has a positive judgment naming a corpus document: nothing to mine for")
+    if range_max is None:
+        max_positives = max(len(d) for d in positives.values())
+        range_max = range_min + num_negatives * (10 if filters.active else 1) + max_positives
+    if range_max <= range_min:
+        raise ValueError(f"range_max ({range_max}) must be larger than range_min ({range_min})")
+    return positives, range_max
+
+
+def _fill_short(retriever, query_ids, query_emb, negatives, num_negatives, depth, corpus_size, candidates, stats) -> None:
+    """Complete short lists from a deeper search, with candidates that pass the same filters."""
     short = [qi for qi, qid in enumerate(query_ids) if len(negatives[qid]) < num_negatives]
-    if fill and short and depth < len(doc_ids):
-        deeper = min(len(doc_ids), max(4 * depth, 1000))
-        deep_hits = retriever.search_by_vector(query_emb[short], deeper)
-        for qi, row in zip(short, deep_hits):
-            qid = query_ids[qi]
-            have = {h.id for h in negatives[qid]}
-            extra = [h for h in candidates(qid, row, floors[qid], count=False)[range_min:] if h.id not in have]
-            added = extra[: num_negatives - len(have)]
-            stats.filled += len(added)
-            negatives[qid] = negatives[qid] + added
+    if not short or depth >= corpus_size:
+        return
+    deeper = min(corpus_size, max(4 * depth, 1000))
+    for qi, row in zip(short, retriever.search_by_vector(query_emb[short], deeper)):
+        qid = query_ids[qi]
+        have = {h.id for h in negatives[qid]}
+        added = [h for h in candidates(qid, row) if h.id not in have][: num_negatives - len(have)]
+        stats.filled += len(added)
+        negatives[qid] = negatives[qid] + added
+
+
+def _finish(negatives: dict, positive_scores: list, num_negatives: int, stats: MiningStats):
     stats.short_queries = sum(len(n) < num_negatives for n in negatives.values())
     negative_scores = [h.score for hits_ in negatives.values() for h in hits_]
-    negatives = {qid: [h.id for h in hits_] for qid, hits_ in negatives.items()}
     stats.mined = len(negative_scores)
     stats.positive_score_mean = float(np.mean(positive_scores)) if positive_scores else float("nan")
     stats.negative_score_mean = float(np.mean(negative_scores)) if negative_scores else float("nan")
-    return negatives, stats
+    return {qid: [h.id for h in hits_] for qid, hits_ in negatives.items()}, stats

@@ -191,49 +191,29 @@ def mine_hard_negatives(
     """
     filters = CandidateFilter(absolute_margin, relative_margin, max_score, min_score)
     positives, range_max = _check_request(queries, corpus, qrels, num_negatives, range_min, range_max, sampling, filters)
-    doc_ids = list(corpus)
-    retriever = Retriever(model, index=index, search_params=search_params)
-    if doc_embeddings is None:
-        doc_embeddings = embed(model, [document_text(corpus[d]) for d in doc_ids], "document", show_progress=show_progress)
-    retriever.add(({"id": d, "text": ""} for d in doc_ids), embeddings=doc_embeddings)
-    doc_row = {d: i for i, d in enumerate(doc_ids)}
-    unit_docs = _normalise(np.asarray(doc_embeddings, dtype=np.float32))
-
-    query_ids = list(positives)
-    query_emb = embed(model, [queries[q] for q in query_ids], "query", show_progress=show_progress)
-    unit_queries = _normalise(query_emb)
-    # Deep enough that range_max candidates remain after the positives and the query's own id drop out.
-    max_positives = max(len(d) for d in positives.values())
-    depth = min(range_max + max_positives + 1, len(doc_ids))
-    hits = retriever.search_by_vector(query_emb, depth)
-
-    rng = random.Random(seed)
+    search = _CandidateSearch(model, queries, corpus, positives, index, search_params, doc_embeddings, show_progress)
+    query_ids, hits = search.query_ids, search.hits(range_max)
     stats = MiningStats(
-        num_queries=len(query_ids),
-        num_negatives=num_negatives,
-        range_max=range_max,
+        num_queries=len(query_ids), num_negatives=num_negatives, range_max=range_max,
         settings={
             "range_min": range_min, "range_max": range_max, "absolute_margin": absolute_margin,
             "relative_margin": relative_margin, "max_score": max_score, "min_score": min_score,
             "sampling": sampling, "fill": fill, "seed": seed, "index": index,
         },
     )
-    negatives: dict[str, list] = {}
-    floors: dict[str, float] = {}
-    positive_scores = []
-    for qi, (qid, row) in enumerate(zip(query_ids, hits)):
-        pos_scores = unit_docs[[doc_row[d] for d in positives[qid]]] @ unit_queries[qi]
-        positive_scores.extend(pos_scores.tolist())
-        floors[qid] = float(pos_scores.min())  # the hardest positive sets the margin, as in sentence-transformers
+    # The hardest positive of each query sets its margin floor, as in sentence-transformers.
+    positive_scores = search.positive_scores()
+    floors = {qid: float(scores.min()) for qid, scores in zip(query_ids, positive_scores)}
+    rng = random.Random(seed)
+    negatives = {}
+    for qid, row in zip(query_ids, hits):
         kept = filters.keep(qid, row, positives[qid], floors[qid], stats)[:range_max][range_min:]
         if sampling == "random" and len(kept) > num_negatives:
-            chosen = sorted(rng.sample(range(len(kept)), num_negatives))
-            kept = [kept[i] for i in chosen]
+            kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), num_negatives))]
         negatives[qid] = kept[:num_negatives]
     if fill:
-        _fill_short(retriever, query_ids, query_emb, negatives, num_negatives, depth, len(doc_ids),
-                    lambda qid, row: filters.keep(qid, row, positives[qid], floors[qid])[range_min:], stats)
-    return _finish(negatives, positive_scores, num_negatives, stats)
+        search.fill_short(negatives, num_negatives, lambda qid, row: filters.keep(qid, row, positives[qid], floors[qid])[range_min:], stats)
+    return _finish(negatives, [float(x) for scores in positive_scores for x in scores], num_negatives, stats)
 
 
 @dataclass
@@ -297,18 +277,44 @@ def _check_request(queries, corpus, qrels, num_negatives, range_min, range_max, 
     return positives, range_max
 
 
-def _fill_short(retriever, query_ids, query_emb, negatives, num_negatives, depth, corpus_size, candidates, stats) -> None:
-    """Complete short lists from a deeper search, with candidates that pass the same filters."""
-    short = [qi for qi, qid in enumerate(query_ids) if len(negatives[qid]) < num_negatives]
-    if not short or depth >= corpus_size:
-        return
-    deeper = min(corpus_size, max(4 * depth, 1000))
-    for qi, row in zip(short, retriever.search_by_vector(query_emb[short], deeper)):
-        qid = query_ids[qi]
-        have = {h.id for h in negatives[qid]}
-        added = [h for h in candidates(qid, row) if h.id not in have][: num_negatives - len(have)]
-        stats.filled += len(added)
-        negatives[qid] = negatives[qid] + added
+class _CandidateSearch:
+    """The corpus in an index and the queries embedded: candidates by rank, positives' scores, deeper searches."""
+
+    def __init__(self, model, queries, corpus, positives, index, search_params, doc_embeddings, show_progress):
+        self.doc_ids, self.positives = list(corpus), positives
+        self.retriever = Retriever(model, index=index, search_params=search_params)
+        if doc_embeddings is None:
+            texts = [document_text(corpus[d]) for d in self.doc_ids]
+            doc_embeddings = embed(model, texts, "document", show_progress=show_progress)
+        self.retriever.add(({"id": d, "text": ""} for d in self.doc_ids), embeddings=doc_embeddings)
+        self.unit_docs = _normalise(np.asarray(doc_embeddings, dtype=np.float32))
+        self.query_ids = list(positives)
+        self.query_emb = embed(model, [queries[q] for q in self.query_ids], "query", show_progress=show_progress)
+        self.depth = 0
+
+    def hits(self, range_max: int) -> list:
+        """Deep enough that ``range_max`` candidates remain after the positives and the query's own id drop out."""
+        max_positives = max(len(d) for d in self.positives.values())
+        self.depth = min(range_max + max_positives + 1, len(self.doc_ids))
+        return self.retriever.search_by_vector(self.query_emb, self.depth)
+
+    def positive_scores(self) -> list[np.ndarray]:
+        row = {d: i for i, d in enumerate(self.doc_ids)}
+        unit_queries = _normalise(self.query_emb)
+        return [self.unit_docs[[row[d] for d in self.positives[q]]] @ unit_queries[i] for i, q in enumerate(self.query_ids)]
+
+    def fill_short(self, negatives: dict, num_negatives: int, candidates, stats: MiningStats) -> None:
+        """Complete short lists from a deeper search, with candidates that pass the same filters."""
+        short = [qi for qi, qid in enumerate(self.query_ids) if len(negatives[qid]) < num_negatives]
+        if not short or self.depth >= len(self.doc_ids):
+            return
+        deeper = min(len(self.doc_ids), max(4 * self.depth, 1000))
+        for qi, row in zip(short, self.retriever.search_by_vector(self.query_emb[short], deeper)):
+            qid = self.query_ids[qi]
+            have = {h.id for h in negatives[qid]}
+            added = [h for h in candidates(qid, row) if h.id not in have][: num_negatives - len(have)]
+            stats.filled += len(added)
+            negatives[qid] = negatives[qid] + added
 
 
 def _finish(negatives: dict, positive_scores: list, num_negatives: int, stats: MiningStats):

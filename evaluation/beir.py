@@ -1,16 +1,17 @@
-"""BEIR evaluation of a dense retriever: ``python -m evaluation.beir --dataset scifact``.
+"""The evaluation harness: one loaded split through a retriever to a scored record: ``python -m evaluation.beir``.
 
-Encodes the corpus (``title + " " + text``) and the queries of one split, indexes the
-documents in FAISS through the toolkit's :class:`retrieval.Retriever`, retrieves the
-top 100 per query (a document sharing the query's id is never returned, as in BEIR and
-MTEB) and scores the run with pytrec_eval through beir: nDCG@10, Recall@100, MRR@10,
-MAP@100.
+Its job is the run, not the parts: data is read by :mod:`retrieval.beir_data`, what gets
+embedded is :func:`retrieval.documents.document_text` (``title + " " + text``), the run and
+its scores are :mod:`retrieval.metrics`' (top 100 per query, never the document sharing the
+query's id, as in BEIR and MTEB; nDCG@10, Recall@100, MRR@10, MAP@100 by pytrec_eval through
+beir), and the retriever is the toolkit's :class:`retrieval.Retriever` (FAISS) or, with
+``--multi-vector``, :class:`retrieval.ColbertRetriever`.
 
-This is the one evaluation harness of the toolkit: ``evaluation.mldr`` and
-``evaluation.codesearch`` only supply a :class:`Source` (a loaded split) and their own
-dataset flags, and reuse :func:`evaluate_source`, the model flags
-(:func:`add_model_arguments`), the cache, the scoring and :func:`run` (errors, table,
-atomic JSON). Every run reports how many documents were truncated at the length used.
+``evaluation.mldr`` and ``evaluation.codesearch`` only supply a :class:`Source` (a loaded
+split) and their own dataset flags, and reuse :func:`evaluate_source`, the shared flags
+(:func:`add_data_dir_argument`, :func:`add_hub_arguments`, :func:`add_model_arguments`),
+the embedding cache and :func:`run` (errors, table, atomic JSON). Every run reports how
+many documents were truncated at the length used.
 
 Examples
 --------
@@ -27,6 +28,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +37,11 @@ import torch
 from tqdm.auto import tqdm
 
 from encoder import ModelLoadError, default_model, load_model
-from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from indexes import IndexFormatError, storage
 from retrieval import ColbertRetriever, Retriever
+from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from retrieval.documents import document_text
-from retrieval.metrics import METRICS, TOP_K, retrieve, score
+from retrieval.metrics import METRICS, retrieve, score
 
 logger = logging.getLogger("evaluation.beir")
 
@@ -214,70 +216,112 @@ def evaluate_source(
     gets its own length back afterwards. The record's ``truncation`` says how many documents
     were longer than the length used.
     """
-    data = source.data
-    settings = dict(device=device, dtype=dtype, show_progress=show_progress)
-    if multi_vector:
-        # a plain encoder gets PyLate's random projection: seeded as indexes.bench seeds it, so runs repeat
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(COLBERT_SEED)
-            retriever = ColbertRetriever(model, nbits=nbits, **settings, batch_size=batch_size or ColbertRetriever.batch_size_default)
-        retriever.index.set_search_params(search_params)
-        index = f"multi-vector nbits={nbits}"
-    else:
-        if model is None or isinstance(model, (str, Path)):
-            model = load_model(model or default_model(), device=device, dtype=dtype)
-        retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
-                              batch_size=batch_size or Retriever.batch_size_default)
-
+    retriever, index = make_retriever(model, index=index, search_params=search_params, device=device, dtype=dtype,
+                                      batch_size=batch_size, multi_vector=multi_vector, nbits=nbits,
+                                      show_progress=show_progress)
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
+    with document_length(retriever, used):
+        split_run = encode_split(retriever, source, cache_dir, show_progress)
+    index_and_search(retriever, split_run)
+    truncation = {
+        "max_length": used,
+        "requested_max_length": max_length,
+        "model_max_length": own,
+        "position_limit": positions,
+        "documents_truncated": int((split_run.lengths > used).sum()),
+        "longest_document_tokens": int(split_run.lengths.max()) if len(split_run.lengths) else 0,
+        "note": note,
+    }
+    return result_record(source, retriever, index, split_run, truncation)
+
+
+def make_retriever(model, *, index: str, search_params: str | None, device: str | None, dtype: str,
+                   batch_size: int | None, multi_vector: bool, nbits: int, show_progress: bool) -> tuple[Retriever, str]:
+    """The retriever :func:`evaluate_source` runs (ColBERT with ``multi_vector``), and the index name its record gives."""
+    if multi_vector:
+        # a plain encoder gets PyLate's random projection: seeded as benchmarks.indexes_bench seeds it, so runs repeat
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(COLBERT_SEED)
+            retriever = ColbertRetriever(model, nbits=nbits, device=device, dtype=dtype, show_progress=show_progress,
+                                         batch_size=batch_size or ColbertRetriever.batch_size_default)
+        retriever.index.set_search_params(search_params)
+        return retriever, f"multi-vector nbits={nbits}"
+    if model is None or isinstance(model, (str, Path)):
+        model = load_model(model or default_model(), device=device, dtype=dtype)
+    retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
+                          batch_size=batch_size or Retriever.batch_size_default)
+    return retriever, index
+
+
+@contextmanager
+def document_length(retriever: Retriever, length: int):
+    """Encode documents at ``length`` tokens inside the block; the retriever's own length is back after it."""
     original = retriever.max_length()
-    retriever.set_max_length(used)
+    retriever.set_max_length(length)
     try:
-        documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
-        lengths = document_token_lengths(retriever, [document_text(d) for d in documents], show_progress)
-        query_ids = list(data.queries)
-        start = time.perf_counter()
-        doc_emb = corpus_embeddings(retriever, documents, cache_dir, name=source.cache_name or source.dataset,
-                                    corpus_key=source.corpus_key)
-        query_emb = retriever.embed_queries([data.queries[q] for q in query_ids])
-        encode_seconds = time.perf_counter() - start
+        yield
     finally:
         retriever.set_max_length(original)  # a caller's loaded model keeps its own length
 
+
+@dataclass
+class SplitRun:
+    """One split through a retriever: what was embedded, the embeddings, the results and the time each step took."""
+
+    documents: list[dict]
+    query_ids: list[str]
+    lengths: np.ndarray  # tokens of each document before truncation
+    doc_emb: object
+    query_emb: object
+    encode_seconds: float
+    index_seconds: float = 0.0
+    search_seconds: float = 0.0
+    results: dict = field(default_factory=dict)
+
+
+def encode_split(retriever: Retriever, source: Source, cache_dir, show_progress: bool) -> SplitRun:
+    """Count each document's tokens, then embed the corpus (through the cache) and the queries, timed."""
+    data = source.data
+    documents = [{"id": did, **doc} for did, doc in data.corpus.items()]
+    lengths = document_token_lengths(retriever, [document_text(d) for d in documents], show_progress)
+    query_ids = list(data.queries)
     start = time.perf_counter()
-    retriever.add(documents, embeddings=doc_emb)
+    doc_emb = corpus_embeddings(retriever, documents, cache_dir, name=source.cache_name or source.dataset,
+                                corpus_key=source.corpus_key)
+    query_emb = retriever.embed_queries([data.queries[q] for q in query_ids])
+    return SplitRun(documents, query_ids, lengths, doc_emb, query_emb, time.perf_counter() - start)
+
+
+def index_and_search(retriever: Retriever, split_run: SplitRun) -> None:
+    """Index the run's corpus embeddings (training the index if it needs it), then retrieve every query; both timed."""
+    start = time.perf_counter()
+    retriever.add(split_run.documents, embeddings=split_run.doc_emb)
     retriever.index.train()
-    index_seconds = time.perf_counter() - start
-
+    split_run.index_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    results = retrieve(retriever, query_ids, query_emb)
-    search_seconds = time.perf_counter() - start
+    split_run.results = retrieve(retriever, split_run.query_ids, split_run.query_emb)
+    split_run.search_seconds = time.perf_counter() - start
 
+
+def result_record(source: Source, retriever: Retriever, index: str, split_run: SplitRun, truncation: dict) -> dict:
+    """The JSON record of one evaluation (fields in the module docstring), metrics scored here."""
     return {
         "dataset": source.dataset,
         "split": source.split,
         **source.info,
         "model": retriever.model_name,
         "index": index,
-        "num_queries": len(query_ids),
-        "num_docs": len(documents),
-        "encode_seconds": round(encode_seconds, 3),
-        "index_seconds": round(index_seconds, 3),
-        "search_seconds": round(search_seconds, 3),
+        "num_queries": len(split_run.query_ids),
+        "num_docs": len(split_run.documents),
+        "encode_seconds": round(split_run.encode_seconds, 3),
+        "index_seconds": round(split_run.index_seconds, 3),
+        "search_seconds": round(split_run.search_seconds, 3),
         "search_params": retriever.index.search_params,
         "dtype": str(next(retriever.model.parameters()).dtype).removeprefix("torch."),
-        "truncation": {
-            "max_length": used,
-            "requested_max_length": max_length,
-            "model_max_length": own,
-            "position_limit": positions,
-            "documents_truncated": int((lengths > used).sum()),
-            "longest_document_tokens": int(lengths.max()) if len(lengths) else 0,
-            "note": note,
-        },
-        "warnings": data.warnings,
-        "metrics": score(data.qrels, results),
+        "truncation": truncation,
+        "warnings": source.data.warnings,
+        "metrics": score(source.data.qrels, split_run.results),
     }
 
 
@@ -324,12 +368,25 @@ def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int |
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_hub_arguments(p: argparse.ArgumentParser, default_repo: str) -> None:
-    """``--repo`` and ``--datasets-cache``: for harnesses that read a hub dataset through ``datasets``."""
+def add_data_dir_argument(p: argparse.ArgumentParser, what: str, where: str) -> None:
+    """``--data-dir``: ``what`` the folder is, its default, then ``where`` (what the harness looks for in it)."""
+    p.add_argument("--data-dir", default=None, help=f"{what} (default: ${DATA_DIR_ENV}, else ./data){where}")
+
+
+def hub_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments a hub harness's source takes from the flags of :func:`add_hub_arguments`."""
+    return dict(data_dir=args.data_dir, repo=args.repo, datasets_cache=args.datasets_cache, show_progress=not args.quiet)
+
+
+def add_hub_arguments(p: argparse.ArgumentParser, default_repo: str, where: str, *, max_length_default: int | None = None) -> None:
+    """The flags of a harness over a hub dataset read through ``datasets``: ``--data-dir`` (searched first; ``where``
+    says for what), ``--repo``, ``--datasets-cache``, then the model flags (:func:`add_model_arguments`)."""
+    add_data_dir_argument(p, "folder searched first", where)
     p.add_argument("--repo", default=None, help="a local copy of the hub repository, or a hub id read when the network "
                    f"works (default: {default_repo})")
     p.add_argument("--datasets-cache", default=None, help="where `datasets` keeps its Arrow copies of hub files "
                    "(default: its own, ~/.cache/huggingface/datasets)")
+    add_model_arguments(p, max_length_default=max_length_default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,16 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m evaluation.beir",
         description="Evaluate a dense retriever on a BEIR dataset: nDCG@10, Recall@100, MRR@10, MAP@100.",
     )
-    p.add_argument("--dataset", default="scifact", help="dataset name, the folder under --data-dir (default: scifact)")
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help=f"folder holding dataset folders (default: ${DATA_DIR_ENV}, else ./data); "
-        "a missing dataset is downloaded there with beir's downloader when the network works",
-    )
-    p.add_argument("--split", default="test", help="qrels split to evaluate: qrels/<split>.tsv (default: test)")
+    add_dataset_arguments(p)
     add_model_arguments(p)
     return p
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--data-dir``, ``--split``: one split of a BEIR-layout folder (:func:`beir_source`); the benchmarks' too."""
+    p.add_argument("--dataset", default="scifact", help="dataset name, the folder under --data-dir (default: scifact)")
+    add_data_dir_argument(p, "folder holding dataset folders",
+                          "; a missing dataset is downloaded there with beir's downloader when the network works")
+    p.add_argument("--split", default="test", help="qrels split to evaluate: qrels/<split>.tsv (default: test)")
 
 
 def settings_from(args: argparse.Namespace) -> dict:
@@ -385,9 +443,17 @@ def run(args: argparse.Namespace, load: Callable[[], Source]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run(args, lambda: beir_source(args.dataset, args.data_dir, args.split))
+def command(build_parser: Callable[[], argparse.ArgumentParser], load: Callable[[argparse.Namespace], Source]):
+    """A harness's ``main(argv)``: parse the flags of ``build_parser``, then :func:`run` the source ``load(args)`` gives."""
+
+    def main(argv: list[str] | None = None) -> int:
+        args = build_parser().parse_args(argv)
+        return run(args, lambda: load(args))
+
+    return main
+
+
+main = command(build_parser, lambda args: beir_source(args.dataset, args.data_dir, args.split))
 
 
 if __name__ == "__main__":

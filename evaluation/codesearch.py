@@ -32,19 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation import beir
-from retrieval import beir_data as datamod
-from retrieval.beir_data import (
-    DATA_DIR_ENV,
-    BeirData,
-    DataError,
-    check_strings,
-    columns,
-    default_data_dir,
-    join_judgments,
-    load_split,
-)
+from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, check_strings, columns, default_data_dir
+from retrieval.beir_data import find_hub_dataset, join_judgments, load_split
 
-HUB_HOST = "huggingface.co"
 CSN_LANGUAGES = ("go", "java", "javascript", "php", "python", "ruby")
 
 
@@ -84,23 +74,14 @@ def find_codesearch(dataset: str, data_dir: str | Path | None = None, repo: str 
     """
     layout = hub_layout(dataset)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    beir_path = data_dir / dataset
-    if (beir_path / "corpus.jsonl").is_file():
-        return "beir", str(beir_path)
-    if repo and Path(repo).is_dir():  # an explicit copy is used or refused, never silently replaced by the hub
-        if (Path(repo) / "README.md").is_file():
-            return "hub", str(repo)
-        raise DataError(f"{repo} is not a copy of a hub dataset repository: its README.md (the configs) is missing")
-    copy = data_dir / layout.folder
-    if (not repo or repo == layout.repo) and (copy / "README.md").is_file():
-        return "hub", str(copy)
-    hub_id = repo or layout.repo
-    if datamod._online(HUB_HOST):
-        return "hub", hub_id
+    beir_path, copy = data_dir / dataset, data_dir / layout.folder
+    found = find_hub_dataset(beir_path, copy, "README.md", layout.repo, repo)  # the README holds the configs
+    if found:
+        return found
     raise DataError(
         f"dataset {dataset!r} not found: looked for the BEIR-layout folder {beir_path.resolve()} and a copy of "
         f"{layout.repo} at {copy.resolve()} (set --data-dir or ${DATA_DIR_ENV}, or --repo) and could not reach the hub "
-        f"for {hub_id} (no network)."
+        f"for {repo or layout.repo} (no network)."
     )
 
 
@@ -178,21 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="csn_<language> (go, java, javascript, php, python, ruby) or stackoverflow_qa (default: csn_ruby)",
     )
     p.add_argument("--split", default="test", help="judgments to evaluate: qrels/<split>.tsv, or the split of the hub's qrels config (default: test)")
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help=f"folder searched first (default: ${DATA_DIR_ENV}, else ./data): a BEIR-layout folder named like --dataset "
-        "(CodeXGLUE's csn_ruby in ../shared/data), else a copy of the CoIR hub repository in CodeSearchNet/ or stackoverflow-qa/",
-    )
-    beir.add_hub_arguments(p, "CoIR-Retrieval/CodeSearchNet or CoIR-Retrieval/stackoverflow-qa")
-    beir.add_model_arguments(p)
+    where = (": a BEIR-layout folder named like --dataset (CodeXGLUE's csn_ruby in ../shared/data), "
+             "else a copy of the CoIR hub repository in CodeSearchNet/ or stackoverflow-qa/")
+    beir.add_hub_arguments(p, "CoIR-Retrieval/CodeSearchNet or CoIR-Retrieval/stackoverflow-qa", where)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return beir.run(args, lambda: codesearch_source(args.dataset, args.split, data_dir=args.data_dir, repo=args.repo,
-                                                    datasets_cache=args.datasets_cache, show_progress=not args.quiet))
+main = beir.command(build_parser, lambda args: codesearch_source(args.dataset, args.split, **beir.hub_options(args)))
 
 
 if __name__ == "__main__":

@@ -32,22 +32,12 @@ import sys
 from pathlib import Path
 
 from evaluation import beir
-from retrieval import beir_data as datamod
-from retrieval.beir_data import (
-    DATA_DIR_ENV,
-    BeirData,
-    DataError,
-    check_strings,
-    columns,
-    default_data_dir,
-    join_judgments,
-    load_split,
-)
+from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, check_strings, columns, default_data_dir, find_hub_dataset
+from retrieval.beir_data import join_judgments, load_split
 
 logger = logging.getLogger("evaluation.mldr")
 
 REPO = "Shitao/MLDR"
-HUB_HOST = "huggingface.co"
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "pt", "ru", "th", "zh")
 SPLITS = ("dev", "test")
 MAX_LENGTH = 8192
@@ -69,22 +59,13 @@ def find_mldr(language: str = "en", data_dir: str | Path | None = None, repo: st
         Nowhere: the message lists every place looked at.
     """
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    beir_path = data_dir / f"mldr_{language}"
-    if (beir_path / "corpus.jsonl").is_file():
-        return "beir", str(beir_path)
-    if repo and Path(repo).is_dir():  # an explicit copy is used or refused, never silently replaced by the hub
-        if (Path(repo) / language_dir(language)).is_dir():
-            return "hub", str(repo)
-        raise DataError(f"{repo} is not a copy of the MLDR repository: {Path(repo) / language_dir(language)} is missing")
-    copy = data_dir / REPO.split("/")[1]
-    if (not repo or repo == REPO) and (copy / language_dir(language)).is_dir():
-        return "hub", str(copy)
-    hub_id = repo or REPO
-    if datamod._online(HUB_HOST):
-        return "hub", f"hf://datasets/{hub_id}"
+    beir_path, copy = data_dir / f"mldr_{language}", data_dir / REPO.split("/")[1]
+    found = find_hub_dataset(beir_path, copy, language_dir(language), REPO, repo, hub_prefix="hf://datasets/")
+    if found:
+        return found
     raise DataError(
         f"MLDR {language!r} not found: looked for {beir_path.resolve()} and {(copy / language_dir(language)).resolve()} "
-        f"(set --data-dir or ${DATA_DIR_ENV}, or --repo) and could not reach the hub for {hub_id} (no network). "
+        f"(set --data-dir or ${DATA_DIR_ENV}, or --repo) and could not reach the hub for {repo or REPO} (no network). "
         f"Provide a BEIR-layout folder or a copy of the hub repository "
         f"({language_dir(language)}/corpus.jsonl.gz and {language_dir(language)}/<split>.jsonl.gz)."
     )
@@ -168,21 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--language", default="en", choices=LANGUAGES, help="MLDR language (default: en)")
     p.add_argument("--split", default="test", choices=SPLITS, help="queries and judgments to evaluate (default: test; 800 English queries, dev 200)")
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help=f"folder searched first (default: ${DATA_DIR_ENV}, else ./data): a BEIR-layout folder mldr_<language>, "
-        "else a copy of the hub repository in MLDR/ (mldr-v1.0-<language>/corpus.jsonl.gz, <split>.jsonl.gz)",
-    )
-    beir.add_hub_arguments(p, REPO)
-    beir.add_model_arguments(p, max_length_default=MAX_LENGTH)
+    where = ": a BEIR-layout folder mldr_<language>, else a copy of the hub repository in MLDR/ (mldr-v1.0-<language>/corpus.jsonl.gz, <split>.jsonl.gz)"
+    beir.add_hub_arguments(p, REPO, where, max_length_default=MAX_LENGTH)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return beir.run(args, lambda: mldr_source(args.language, args.split, data_dir=args.data_dir, repo=args.repo,
-                                              datasets_cache=args.datasets_cache, show_progress=not args.quiet))
+main = beir.command(build_parser, lambda args: mldr_source(args.language, args.split, **beir.hub_options(args)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Evaluation data: find, check and load it as one :class:`BeirData` whatever its source.
+"""Retrieval data sets read as one :class:`BeirData`: BEIR-layout folders and hub datasets, every bad line named by file:line.
 
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
 (``_id``, ``text``) and ``qrels/<split>.tsv`` (``query-id corpus-id score``, header line).
@@ -7,9 +7,9 @@ beir's ``GenericDataLoader`` reads them but stops at the first bad line with a b
 every line first (file and line number in the message) and drops qrels with unknown ids
 with a counted warning (:func:`join_judgments`, shared by every loader).
 
-Hub datasets (MLDR, CoIR) are read through ``datasets`` by :func:`load_split`, from the hub
-or from a local copy of the repository; :func:`columns` reads their rows and names the file
-and row of a bad one.
+Hub datasets (MLDR, CoIR) are found by :func:`find_hub_dataset` (a BEIR-layout folder first,
+then a local copy of the repository, then the hub) and read through ``datasets`` by
+:func:`load_split`; :func:`columns` reads their rows and names the file and row of a bad one.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 DATA_DIR_ENV = "RETRIEVAL_DATA_DIR"
+HUB_HOST = "huggingface.co"
 
 
 class DataError(ValueError):
@@ -78,6 +79,28 @@ def find_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         f"(set --data-dir or ${DATA_DIR_ENV}) and could not download it ({'no network' if download else 'download off'}). "
         f"Provide a BEIR-layout folder there: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."
     )
+
+
+def find_hub_dataset(beir_path: Path, copy: Path, marker: str, default_repo: str, repo: str | None = None, *,
+                     hub_prefix: str = "") -> tuple[str, str] | None:
+    """Where a dataset published as a hub repository is, first found first; ``None`` when nowhere.
+
+    ``("beir", beir_path)`` when that folder holds ``corpus.jsonl``; ``("hub", repo)`` for an
+    explicit local copy ``repo`` (refused with a :class:`DataError` when ``repo/marker`` is missing,
+    never silently replaced by the hub); ``("hub", copy)`` for a copy of ``default_repo`` holding
+    ``marker``; ``("hub", hub_prefix + hub id)`` when the hub answers. The caller says where it looked.
+    """
+    if (beir_path / "corpus.jsonl").is_file():
+        return "beir", str(beir_path)
+    if repo and Path(repo).is_dir():
+        if (Path(repo) / marker).exists():
+            return "hub", str(repo)
+        raise DataError(f"{repo} is not a copy of the {default_repo} repository: {Path(repo) / marker} is missing")
+    if (not repo or repo == default_repo) and (copy / marker).exists():
+        return "hub", str(copy)
+    if _online(HUB_HOST):
+        return "hub", hub_prefix + (repo or default_repo)
+    return None
 
 
 def check_jsonl(path: Path, required: tuple[str, ...]) -> int:

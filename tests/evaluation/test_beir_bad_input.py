@@ -117,7 +117,7 @@ def test_module_entry_point_help_documents_every_flag():
 
 
 def test_a_document_sharing_the_query_id_is_never_retrieved(minilm):
-    from evaluation.beir import retrieve
+    from retrieval.metrics import retrieve
     from retrieval import Retriever
 
     retriever = Retriever(minilm)

@@ -16,7 +16,7 @@ from encoder import token_lengths
 from evaluation import beir
 from retrieval.beir_data import DataError
 from evaluation.mldr import load_mldr_hub, main, mldr_source
-from tests.conftest import REPO, SHARED, write_beir
+from tests.conftest import REPO, write_beir
 
 LONG = "The cat is a small domesticated carnivorous mammal that purrs when content. " * 8
 DOCS = [
@@ -112,12 +112,12 @@ def test_length_rule(requested, own, positions, used, note):
     assert beir.choose_max_length(requested, own, positions) == (used, note)
 
 
-def test_modernbert_positions_allow_8192():
+def test_modernbert_positions_allow_8192(shared_dir):
     from types import SimpleNamespace
 
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(SHARED / "models" / "modernbert-base")
+    config = AutoConfig.from_pretrained(shared_dir / "models" / "modernbert-base")
     stub = SimpleNamespace(max_length=lambda: 512, model=[SimpleNamespace(auto_model=SimpleNamespace(config=config))])
     assert beir.model_limits(stub) == (512, 8192)
 

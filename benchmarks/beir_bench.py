@@ -1,4 +1,4 @@
-"""Benchmark of the single-vector BEIR path: ``python -m evaluation.bench_beir --data-dir ../shared/data``.
+"""Benchmark of the single-vector BEIR path: ``python -m benchmarks.beir_bench --data-dir ../shared/data``.
 
 In one run, on one dataset (default SciFact test):
 
@@ -20,10 +20,12 @@ import time
 import numpy as np
 
 from encoder import bf16_supported, encode, load_model
-from evaluation.beir import retrieve, score
-from retrieval.beir_data import find_dataset, load_beir
+from evaluation.beir import add_dataset_arguments
 from indexes import storage
 from retrieval import Retriever
+from retrieval.beir_data import find_dataset, load_beir
+from retrieval.documents import document_text
+from retrieval.metrics import retrieve, score
 
 
 def timed(fn):
@@ -72,10 +74,8 @@ def index_run(factory: str, model, doc_ids, doc_emb, query_ids, query_emb, qrels
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.bench_beir", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="scifact", help="dataset folder under --data-dir (default: scifact)")
-    p.add_argument("--data-dir", default=None, help="folder of BEIR datasets (default: $RETRIEVAL_DATA_DIR, else ./data)")
-    p.add_argument("--split", default="test", help="qrels split (default: test)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.beir_bench", description=__doc__.split("\n\n")[0])
+    add_dataset_arguments(p)
     p.add_argument("--model", default=None, help="sentence-transformers model (default: the offline all-MiniLM-L6-v2)")
     p.add_argument("--indexes", default="Flat;HNSW32;IVF64,Flat;IVF64,PQ32", help="';'-separated FAISS factory strings, the first the reference (empty: skip); indexes use the first dtype's embeddings")
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to encode in (bfloat16 only where the CPU runs it natively)")
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
     data = load_beir(find_dataset(args.dataset, args.data_dir), args.split)
     doc_ids = list(data.corpus)
-    texts = [f"{d.get('title') or ''} {d['text']}".strip() for d in data.corpus.values()]
+    texts = [document_text(d) for d in data.corpus.values()]
     query_ids = list(data.queries)
     report = {"dataset": args.dataset, "split": args.split, "num_docs": len(texts), "num_queries": len(query_ids)}
 
@@ -119,15 +119,20 @@ def main(argv=None) -> int:
         run["ndcg_delta"] = round(run["ndcg@10"] - exact["ndcg@10"], 5)
         run["qps_ratio"] = round(run["qps"] / exact["qps"], 2)
 
+    print_tables(report)
+    if args.json:
+        print(f"results written to {storage.write_json(args.json, report)}")
+    return 0
+
+
+def print_tables(report: dict) -> None:
+    """The encoding table (one row a dtype) and the index table (one row a factory string)."""
     print(f"\nencoding ({report['num_docs']} docs)        ours docs/s  plain ST docs/s  ratio  nDCG@10")
-    for dtype, run in encoding.items():
+    for dtype, run in report["encoding"].items():
         print(f"  {dtype:<28}{run['ours_docs_s']:>11.1f}{run['sentence_transformers_docs_s']:>17.1f}{run['ratio']:>7.2f}{run['ndcg@10']:>9.5f}")
     print(f"\nindex ({report['num_queries']} queries)     nDCG@10   delta  Recall@100  build s      QPS  vs exact")
     for factory, run in report["indexes"].items():
         print(f"  {factory:<20}{run['ndcg@10']:>9.5f}{run['ndcg_delta']:>+8.4f}{run['recall@100']:>12.5f}{run['build_seconds']:>9.2f}{run['qps']:>9.0f}{run['qps_ratio']:>9.2f}x")
-    if args.json:
-        print(f"results written to {storage.write_json(args.json, report)}")
-    return 0
 
 
 if __name__ == "__main__":

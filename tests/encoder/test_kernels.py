@@ -1,4 +1,4 @@
-"""encoder.kernels (compiled CPU kernels) against torch: RoPE and packed varlen attention."""
+"""encoder.modernbert.kernels (compiled CPU kernels) against torch: RoPE and packed varlen attention."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from encoder import kernels
+from encoder.modernbert import kernels
 
 BUILDABLE = platform.system() == "Linux" and platform.machine() == "x86_64" and shutil.which("c++") is not None
 
@@ -113,10 +113,11 @@ def test_varlen_attention_rejects_bad_input(ops):
         kernels.varlen_attention(q.float(), q.float(), q.float(), torch.tensor([0, 10]), None, 0.125, out.float())
 
 
+@pytest.mark.shared_data
 def test_encoder_falls_back_to_torch_ops_without_kernels(monkeypatch):
     """No compiler (or ENCODER_CPU_KERNELS=0): the same encoder, on torch operators."""
     from encoder.modernbert import PackedModernBert, random_modernbert
-    from tests.test_modernbert import BASE
+    from tests.encoder.test_modernbert import BASE
 
     if not (BASE / "config.json").is_file():
         pytest.skip("no ModernBERT config")
@@ -131,10 +132,10 @@ def test_encoder_falls_back_to_torch_ops_without_kernels(monkeypatch):
 
 
 def test_kernels_bench_cases_time_both_sides(ops):
-    """encoder.kernels_bench measures ours and the anchor on the same (here small) inputs."""
+    """benchmarks.kernels_bench measures ours and the anchor on the same (here small) inputs."""
     if not kernels.attention_supported():
         pytest.skip("no AMX bf16 GEMMs on this CPU")
-    from encoder import kernels_bench
+    from benchmarks import kernels_bench
 
     with torch.inference_mode():
         for r in (

@@ -8,28 +8,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from encoder import encode, load_model, use_packed_modernbert
 from encoder.modernbert import (
     PackedModernBert,
-    embed_corpus,
-    load_modernbert,
+    PackedModernBertTransformer,
     packed_batches,
     pool_packed,
     random_modernbert,
-    sentence_transformer_for_modernbert,
 )
+from encoder.modernbert.fixtures import TOKENIZER_FILES
+from tests.conftest import SHARED
 
-SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 BASE = SHARED / "models" / "modernbert-base"
-pytestmark = pytest.mark.skipif(not (BASE / "config.json").is_file(), reason=f"no ModernBERT config under {BASE}")
+pytestmark = [
+    pytest.mark.shared_data,
+    pytest.mark.skipif(not (BASE / "config.json").is_file(), reason=f"no ModernBERT config under {BASE}"),
+]
 
 # Layers 0 (global, Identity attn_norm), 1-2 (local), 3 (global with LayerNorm).
 NUM_LAYERS = 4
@@ -120,7 +121,7 @@ def test_packed_matches_transformers_eager_fp32(hf_model):
         assert not out[i, len(r) :].any()  # padding stays zero
 
 
-@pytest.mark.parametrize("backend", ["auto", "sdpa"])  # auto: encoder.kernels on CPU; sdpa: torch ops only
+@pytest.mark.parametrize("backend", ["auto", "sdpa"])  # auto: encoder.modernbert.kernels on CPU; sdpa: torch ops only
 def test_bf16_cosine_against_fp32_transformers(hf_model, mixed, backend):
     seqs, ref = mixed
     model = random_modernbert(BASE, num_layers=NUM_LAYERS, seed=0, dtype="bfloat16")
@@ -179,16 +180,16 @@ def test_gradient_checkpointing_same_gradients(hf_model):
 
 
 def test_global_groups_cover_every_token():
-    from encoder.modernbert import _global_groups
+    from encoder.modernbert.plan import global_groups
 
     lengths = [300, 5, 1, 64, 300, 129, 290, 8]
-    groups = _global_groups(lengths)
+    groups = global_groups(lengths)
     assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
     for g in groups:
         longest = lengths[g[0]]
         ideal = sum(lengths[i] ** 2 for i in g)
         assert len(g) * longest**2 - ideal <= 0.2 * ideal + 4096 * len(g)
-    assert _global_groups([512] * 4) == [[0, 1, 2, 3]]
+    assert global_groups([512] * 4) == [[0, 1, 2, 3]]
 
 
 def test_config_formats_and_custom_pattern(tmp_path):
@@ -258,27 +259,30 @@ def test_packed_batches_balance_and_order():
 def saved_checkpoint(tmp_path_factory, hf_model):
     path = tmp_path_factory.mktemp("modernbert-random")
     hf_model.save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for name in TOKENIZER_FILES:
         shutil.copy(BASE / name, path / name)
     return path
 
 
-def test_load_modernbert_plain_and_masked_lm(hf_model, saved_checkpoint, tmp_path):
+def test_load_model_plain_and_masked_lm(hf_model, saved_checkpoint, tmp_path):
+    """encoder.load_model runs a plain checkpoint and a masked-LM one through the same packed weights."""
     from transformers import ModernBertForMaskedLM
 
     ids, cu = _pack(_ids([10, 70, 130], seed=11))
     with torch.inference_mode():
         ref = PackedModernBert(hf_model)(ids, cu)
-    packed = load_modernbert(saved_checkpoint, device="cpu")
-    assert packed.tokenizer is not None and not packed.training
+    model = load_model(str(saved_checkpoint), device="cpu")
+    assert isinstance(model[0], PackedModernBertTransformer) and not model.training
     with torch.inference_mode():
-        assert (packed(ids, cu) - ref).abs().max().item() <= 1e-6
+        assert (model[0].packed(ids, cu) - ref).abs().max().item() <= 1e-6
     mlm = ModernBertForMaskedLM(hf_model.config)
     mlm.model.load_state_dict(hf_model.state_dict())
     mlm.save_pretrained(tmp_path / "mlm")
-    packed = load_modernbert(tmp_path / "mlm", device="cpu", with_tokenizer=False)
+    for name in TOKENIZER_FILES:
+        shutil.copy(saved_checkpoint / name, tmp_path / "mlm" / name)
     with torch.inference_mode():
-        assert (packed(ids, cu) - ref).abs().max().item() <= 1e-6
+        assert (PackedModernBert(mlm)(ids, cu) - ref).abs().max().item() <= 1e-6
+        assert (load_model(str(tmp_path / "mlm"), device="cpu")[0].packed(ids, cu) - ref).abs().max().item() <= 1e-6
 
 
 TEXTS = [
@@ -291,35 +295,44 @@ TEXTS = [
 ]
 
 
-def test_embed_corpus_matches_transformers(hf_model, saved_checkpoint, caplog):
+def test_encode_matches_transformers(hf_model, saved_checkpoint, caplog):
+    """encoder.encode on a ModernBERT checkpoint (packed, token-budget batches, truncation counted)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(saved_checkpoint)
-    packed = PackedModernBert(hf_model)
     limit = 64
-    with caplog.at_level(logging.WARNING, logger="encoder.modernbert"):
-        emb = embed_corpus(packed, tokenizer, TEXTS, max_tokens=150, pooling="mean", max_length=limit)
-        cls = embed_corpus(packed, tokenizer, TEXTS, max_tokens=150, pooling="cls", max_length=limit)
-    assert "2 of 6 texts exceed the 64-token limit" in caplog.text
+    model = load_model(str(saved_checkpoint), device="cpu", max_length=limit)
+    with caplog.at_level(logging.WARNING, logger="encoder.sentence"):
+        emb = encode(model, TEXTS, max_tokens=150, show_progress=False)
+    assert "2 of 6 documents exceed the model's 64-token limit" in caplog.text
     batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=limit, return_tensors="pt")
     with torch.no_grad():
         hidden = hf_model(**batch).last_hidden_state
     mask = batch["attention_mask"][..., None]
-    ref_mean = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-    np.testing.assert_allclose(emb, ref_mean, atol=1e-4)
-    np.testing.assert_allclose(cls, hidden[:, 0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(emb, ((hidden * mask).sum(1) / mask.sum(1)).numpy(), atol=1e-4)
+    # pool_packed on the packed stream itself: mean and cls.
+    seqs = [torch.tensor(x) for x in tokenizer(TEXTS, truncation=True, max_length=limit)["input_ids"]]
+    ids, cu = _pack(seqs)
+    with torch.inference_mode():
+        out = PackedModernBert(hf_model)(ids, cu)
+    np.testing.assert_allclose(pool_packed(out, cu, "mean").numpy(), emb, atol=1e-4)
+    np.testing.assert_allclose(pool_packed(out, cu, "cls").numpy(), hidden[:, 0].numpy(), atol=1e-4)
+
+
+def _st_model(checkpoint, pooling):
+    """A sentence-transformers model of a plain checkpoint with ``pooling``, run packed."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+
+    base = Transformer(str(checkpoint))
+    return SentenceTransformer(modules=[base, Pooling(768, pooling_mode=pooling)], device="cpu")
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_sentence_transformers_integration(saved_checkpoint, pooling):
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
-
-    ours = sentence_transformer_for_modernbert(saved_checkpoint, pooling=pooling, device="cpu")
-    assert type(ours[0]).__name__ == "PackedModernBertTransformer" and ours[0].packed is not None
-    base = Transformer(str(saved_checkpoint))
-    plain = SentenceTransformer(modules=[base, Pooling(768, pooling_mode=pooling)], device="cpu")
-    plain.max_seq_length = ours.max_seq_length
+    ours = use_packed_modernbert(_st_model(saved_checkpoint, pooling)).eval()
+    assert isinstance(ours[0], PackedModernBertTransformer) and ours[0].packed is not None
+    plain = _st_model(saved_checkpoint, pooling).eval()
     # Same weights: the plain model loaded the same checkpoint.
     texts = TEXTS * 2
     a = ours.encode(texts, batch_size=5, convert_to_numpy=True)
@@ -330,13 +343,20 @@ def test_sentence_transformers_integration(saved_checkpoint, pooling):
 
 
 def test_sentence_transformers_checkpoint_roundtrip(saved_checkpoint, tmp_path):
+    """Saved while packed: a plain sentence-transformers folder; the live model stays packed."""
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Transformer
 
-    ours = sentence_transformer_for_modernbert(saved_checkpoint, pooling="cls", device="cpu")
-    ours.save(str(tmp_path / "st"))
-    again = sentence_transformer_for_modernbert(tmp_path / "st", device="cpu")  # keeps its cls pooling
+    assert PackedModernBertTransformer.__module__ == "encoder.modernbert.st_module"
+    ours = use_packed_modernbert(_st_model(saved_checkpoint, "cls")).eval()
+    ours.save_pretrained(str(tmp_path / "st"))
+    assert isinstance(ours[0], PackedModernBertTransformer)  # restored after the save
+    modules = json.loads((tmp_path / "st" / "modules.json").read_text())
+    assert modules[0]["type"] == "sentence_transformers.models.Transformer"
+    again = load_model(str(tmp_path / "st"), device="cpu")  # keeps its cls pooling
     assert again[1].get_pooling_mode_str() == "cls" and again[0].packed is not None
     plain = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    assert type(plain[0]) is Transformer
     np.testing.assert_allclose(again.encode(TEXTS), plain.encode(TEXTS), atol=1e-4)
 
 
@@ -346,7 +366,6 @@ def test_load_model_routes_modernbert_to_the_packed_encoder(saved_checkpoint, tm
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.models import Transformer
 
-    from encoder import load_model
     from retrieval.colbert import load_colbert
 
     ours = load_model(str(saved_checkpoint), device="cpu")
@@ -404,8 +423,8 @@ def test_cuda_backends(hf_model, backend):
 
 
 def test_bench_writes_the_issue_schema(tmp_path):
-    """``python -m encoder.bench`` on a 2-layer copy: the JSON fields, the bound and the profile."""
-    from encoder import bench
+    """``python -m benchmarks.encoder_bench`` on a 2-layer copy: the JSON fields, the bound and the profile."""
+    from benchmarks import encoder_bench as bench
 
     config = json.loads((BASE / "config.json").read_text())
     config["num_hidden_layers"] = 2

@@ -1,8 +1,8 @@
-"""The CPU kernels (:mod:`encoder.kernels`) against torch's own operators, same inputs.
+"""The CPU kernels (:mod:`encoder.modernbert.kernels`) against torch's own operators, same inputs.
 
 Usage
 -----
-    python -m encoder.kernels_bench --json runs/kernels_bench.json
+    python -m benchmarks.kernels_bench --json runs/kernels_bench.json
 
 ModernBERT-base shapes (12 heads of 64), bf16, random inputs, the machine's threads; each
 case is timed as the best of ``--reps`` calls after a warm-up, ours and torch's
@@ -29,8 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from encoder import kernels
-from encoder.modernbert import rope_torch_ops
+from encoder.modernbert import kernels, rope_torch_ops
 
 HEADS, HEAD_DIM, WINDOW = 12, 64, 64
 
@@ -89,7 +88,7 @@ def _rope_case(T: int, reps: int) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m encoder.kernels_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
     parser.add_argument("--reps", type=int, default=5, help="timed calls per case and implementation (default: 5)")
     args = parser.parse_args(argv)

@@ -2,10 +2,10 @@
 
 Usage
 -----
-    python -m encoder.bench --device cpu --dtype bfloat16 --json bench_bf16.json
-    python -m encoder.bench --device cpu --dtype float32 --json bench_fp32.json
+    python -m benchmarks.encoder_bench --device cpu --dtype bfloat16 --json bench_bf16.json
+    python -m benchmarks.encoder_bench --device cpu --dtype float32 --json bench_fp32.json
 
-Three implementations: ``ours`` (``PackedModernBert``, with :mod:`encoder.kernels` on CPU),
+Three implementations: ``ours`` (``PackedModernBert``, with :mod:`encoder.modernbert.kernels` on CPU),
 ``ours_torch_ops`` (the same packed model on torch operators only: what the hand-written
 kernels add, as ``kernels_speedup``) and ``transformers`` (``ModernBertModel``, sdpa).
 All share the same random weights (``random_modernbert(config, seed=0)``) and see
@@ -164,19 +164,15 @@ def _batches_transformers(seqs, max_tokens, longest_possible):
     return [seqs[i : i + size] for i in range(0, len(seqs), size)]
 
 
-def worker(args) -> dict:
-    from encoder.modernbert import PackedModernBert, packed_batches, random_modernbert
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
-    torch.manual_seed(0)
-    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[args.dtype]
-    device = torch.device(args.device)
-    model = random_modernbert(args.config, seed=0, dtype=dtype, attn_implementation="sdpa").to(device)
-    seqs = [torch.from_numpy(s) for s in make_set(args.set, args.scale)]
-    longest_possible = SETS[args.set][4]
-    tokens = sum(len(s) for s in seqs)
+
+def _runner(args, model, seqs, device):
+    """``(run_all, batches)``: one pass of ``args.impl`` over the set, its inputs prepared once."""
+    from encoder.modernbert import PackedModernBert, packed_batches
 
     if args.impl in ("ours", "ours_torch_ops"):
-        # ours_torch_ops: the same packed model on torch operators only (no encoder.kernels).
+        # ours_torch_ops: the same packed model on torch operators only (no encoder.modernbert.kernels).
         packed = PackedModernBert(model, attn_backend="sdpa" if args.impl == "ours_torch_ops" else "auto")
         inputs = []
         for idx in packed_batches([len(s) for s in seqs], args.max_tokens, sort=False):
@@ -187,51 +183,71 @@ def worker(args) -> dict:
         def run_all():
             for ids, cu, m in inputs:
                 packed(ids, cu, m)
-    else:
-        pad = model.config.pad_token_id
-        inputs = []
-        for batch in _batches_transformers(seqs, args.max_tokens, longest_possible):
-            n = max(len(s) for s in batch)
-            ids = torch.full((len(batch), n), pad, dtype=torch.long)
-            mask = torch.zeros(len(batch), n, dtype=torch.long)
-            for i, s in enumerate(batch):
-                ids[i, : len(s)], mask[i, : len(s)] = s, 1
-            inputs.append((ids.to(device), mask.to(device)))
 
-        def run_all():
-            for ids, mask in inputs:
-                model(input_ids=ids, attention_mask=mask)
+        return run_all, len(inputs)
+    pad = model.config.pad_token_id
+    inputs = []
+    for batch in _batches_transformers(seqs, args.max_tokens, SETS[args.set][4]):
+        n = max(len(s) for s in batch)
+        ids = torch.full((len(batch), n), pad, dtype=torch.long)
+        mask = torch.zeros(len(batch), n, dtype=torch.long)
+        for i, s in enumerate(batch):
+            ids[i, : len(s)], mask[i, : len(s)] = s, 1
+        inputs.append((ids.to(device), mask.to(device)))
+
+    def run_all():
+        for ids, mask in inputs:
+            model(input_ids=ids, attention_mask=mask)
+
+    return run_all, len(inputs)
+
+
+def _first_pass(run_all, sync, device) -> tuple[float, dict]:
+    """Time of the first pass and the memory it took (``peak_mb``, ``peak_method``)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    method = "VmHWM-VmRSS" if _reset_peak() else "ru_maxrss"
+    rss0 = _status_kb("VmRSS") if method == "VmHWM-VmRSS" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    run_all()
+    sync()
+    first = time.perf_counter() - t0
+    if method == "VmHWM-VmRSS":
+        peak_kb = _status_kb("VmHWM") - rss0
+    else:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
+    if device.type == "cuda":
+        return first, {"peak_mb": round((torch.cuda.max_memory_allocated() - base) / 2**20, 1),
+                       "peak_method": "torch.cuda.max_memory_allocated"}
+    return first, {"peak_mb": round(peak_kb / 1024, 1), "peak_method": method}
+
+
+def worker(args) -> dict:
+    import gc
+
+    from encoder.modernbert import random_modernbert
+
+    torch.manual_seed(0)
+    dtype = DTYPES[args.dtype]
+    device = torch.device(args.device)
+    model = random_modernbert(args.config, seed=0, dtype=dtype, attn_implementation="sdpa").to(device)
+    seqs = [torch.from_numpy(s) for s in make_set(args.set, args.scale)]
+    tokens = sum(len(s) for s in seqs)
+    run_all, n_batches = _runner(args, model, seqs, device)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    import gc
-
-    result = {"tokens": tokens, "batches": len(inputs)}
+    result = {"tokens": tokens, "batches": n_batches}
     if device.type == "cpu":
         # The GEMM rate under the same conditions (other load on the machine) as this run.
         result["gemm_tflops"] = gemm_tflops(dtype, reps=3)
     gc.collect()
     with torch.inference_mode():
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        method = "VmHWM-VmRSS" if _reset_peak() else "ru_maxrss"
-        rss0 = _status_kb("VmRSS") if method == "VmHWM-VmRSS" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t0 = time.perf_counter()
-        run_all()
-        sync()
-        first = time.perf_counter() - t0
-        if method == "VmHWM-VmRSS":
-            peak_kb = _status_kb("VmHWM") - rss0
-        else:
-            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
-        result["peak_mb"] = round(peak_kb / 1024, 1)
-        result["peak_method"] = method
-        if device.type == "cuda":
-            result["peak_mb"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
-            result["peak_method"] = "torch.cuda.max_memory_allocated"
+        first, memory = _first_pass(run_all, sync, device)
+        result.update(memory)
         times = [first]
         start = time.perf_counter()
         for rep in range(args.reps):
@@ -278,7 +294,7 @@ def time_shares(run_all) -> dict[str, float]:
 
 def run_worker(args, set_name: str, impl: str) -> dict:
     cmd = [
-        sys.executable, "-m", "encoder.bench", "--worker",
+        sys.executable, "-m", "benchmarks.encoder_bench", "--worker",
         "--set", set_name, "--impl", impl,
         "--device", args.device, "--dtype", args.dtype, "--config", str(args.config),
         "--max-tokens", str(args.max_tokens), "--reps", str(args.reps), "--scale", str(args.scale),
@@ -292,8 +308,8 @@ def run_worker(args, set_name: str, impl: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m encoder.bench", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.encoder_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32", "float16"],
                         help="weights and activations dtype for every implementation (default: bfloat16)")
@@ -302,7 +318,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
     parser.add_argument("--impls", default=None,
-                        help="comma-separated subset of ours, ours_torch_ops (ours without encoder.kernels, the CPU "
+                        help="comma-separated subset of ours, ours_torch_ops (ours without encoder.modernbert.kernels, the CPU "
                              "kernels: torch operators only) and transformers (default: all three on CPU, "
                              "ours,transformers on other devices)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="token budget per batch (default: 8192)")
@@ -315,19 +331,11 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return 0
 
-    from transformers import ModernBertConfig
-
-    from encoder.modernbert import _modernbert_config_dict
-
-    config = ModernBertConfig.from_dict(_modernbert_config_dict(args.config, None))
-    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[args.dtype]
-    t_start = time.perf_counter()
+def _header(args, config, dtype) -> tuple[dict, float | None]:
+    """The run's machine figures (GEMM rates on CPU, the matmul-bound throughput they give) and its GEMM rate."""
     bf16_tflops = gemm_tflops(torch.bfloat16) if args.device == "cpu" else None
     run_tflops = bf16_tflops if dtype == torch.bfloat16 else (gemm_tflops(dtype) if args.device == "cpu" else None)
     lin = linear_flops_per_token(config)
@@ -352,44 +360,66 @@ def main(argv=None) -> int:
               f"-> matmul bound {out['gemm_bound_tok_s']:.0f} tok/s (no attention); on the model's own "
               f"linear shapes {shape_tflops:.3f} TFLOP/s -> {out['model_shape_gemm_bound_tok_s']:.0f} tok/s",
               flush=True)
+    return out, run_tflops
+
+
+def _set_row(args, name: str, impls: list[str], config, run_tflops: float | None, all_rates: list[float]) -> dict:
+    """One set, every implementation in its own worker; GEMM rates seen go to ``all_rates``."""
+    seqs = make_set(name, args.scale)
+    lengths = [len(s) for s in seqs]
+    tokens = sum(lengths)
+    flops_tok = linear_flops_per_token(config) + attention_flops(config, lengths) / tokens
+    row = {"tokens": tokens, "sequences": len(seqs)}
+    rates = {}
+    for impl in impls:
+        res = run_worker(args, name, impl)
+        row[f"{impl}_tok_s"] = res["tok_s"]
+        row[f"{impl}_peak_mb"] = res["peak_mb"]
+        row[f"{impl}_times_s"] = res["times_s"]
+        if "time_shares" in res:
+            row[f"{impl}_time_shares"] = res["time_shares"]
+        if res.get("gemm_tflops"):
+            rates[impl] = res["gemm_tflops"]
+            all_rates.append(res["gemm_tflops"])
+    if "ours" in impls and "transformers" in impls:
+        row["ratio"] = round(row["ours_tok_s"] / row["transformers_tok_s"], 3)
+    if "ours" in impls and "ours_torch_ops" in impls:
+        row["kernels_speedup"] = round(row["ours_tok_s"] / row["ours_torch_ops_tok_s"], 3)
+    if run_tflops:
+        # Linear layers + the attention matmuls this set really needs, at the GEMM rate
+        # measured in our worker just before its passes (same load on the machine).
+        rate = rates.get("ours", run_tflops)
+        row["gemm_tflops"] = round(rate, 3)
+        row["gflop_per_token"] = round(flops_tok / 1e9, 4)
+        row["bound_tok_s"] = round(rate * 1e12 / flops_tok, 1)
+        if "ours" in impls:
+            row["ours_frac_of_bound"] = round(row["ours_tok_s"] / row["bound_tok_s"], 3)
+    print(f"{name:>14}: " + ", ".join(f"{k}={v}" for k, v in row.items() if not k.endswith("times_s")), flush=True)
+    return row
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+
+    from transformers import ModernBertConfig
+
+    from encoder.modernbert import modernbert_config_dict
+
+    config = ModernBertConfig.from_dict(modernbert_config_dict(args.config, None))
+    t_start = time.perf_counter()
+    out, run_tflops = _header(args, config, DTYPES[args.dtype])
     if args.impls is None:
         args.impls = "ours,ours_torch_ops,transformers" if args.device == "cpu" else "ours,transformers"
     impls = [s for s in args.impls.split(",") if s]
     all_rates = [run_tflops] if run_tflops else []
     for name in [s for s in args.sets.split(",") if s]:
-        seqs = make_set(name, args.scale)
-        lengths = [len(s) for s in seqs]
-        tokens = sum(lengths)
-        flops_tok = lin + attention_flops(config, lengths) / tokens
-        row = {"tokens": tokens, "sequences": len(seqs)}
-        rates = {}
-        for impl in impls:
-            res = run_worker(args, name, impl)
-            row[f"{impl}_tok_s"] = res["tok_s"]
-            row[f"{impl}_peak_mb"] = res["peak_mb"]
-            row[f"{impl}_times_s"] = res["times_s"]
-            if "time_shares" in res:
-                row[f"{impl}_time_shares"] = res["time_shares"]
-            if res.get("gemm_tflops"):
-                rates[impl] = res["gemm_tflops"]
-                all_rates.append(res["gemm_tflops"])
-        if "ours" in impls and "transformers" in impls:
-            row["ratio"] = round(row["ours_tok_s"] / row["transformers_tok_s"], 3)
-        if "ours" in impls and "ours_torch_ops" in impls:
-            row["kernels_speedup"] = round(row["ours_tok_s"] / row["ours_torch_ops_tok_s"], 3)
-        if run_tflops:
-            # Linear layers + the attention matmuls this set really needs, at the GEMM rate
-            # measured in our worker just before its passes (same load on the machine).
-            rate = rates.get("ours", run_tflops)
-            row["gemm_tflops"] = round(rate, 3)
-            row["gflop_per_token"] = round(flops_tok / 1e9, 4)
-            row["bound_tok_s"] = round(rate * 1e12 / flops_tok, 1)
-            if "ours" in impls:
-                row["ours_frac_of_bound"] = round(row["ours_tok_s"] / row["bound_tok_s"], 3)
-        out["sets"][name] = row
-        print(f"{name:>14}: " + ", ".join(f"{k}={v}" for k, v in row.items() if not k.endswith("times_s")), flush=True)
+        out["sets"][name] = _set_row(args, name, impls, config, run_tflops, all_rates)
     if all_rates:
         # Conservative: the best GEMM rate seen anywhere in the run.
+        lin = linear_flops_per_token(config)
         out["gemm_tflops"] = round(max(all_rates), 3)
         out["gemm_bound_tok_s"] = round(max(all_rates) * 1e12 / lin, 1)
         for row in out["sets"].values():

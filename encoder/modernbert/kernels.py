@@ -7,7 +7,7 @@ Two operations that torch has no single kernel for on CPU:
 * :func:`varlen_attention`: exact attention over the packed stream, per sequence, either
   global or banded (``|i - j| <= window``), bf16 on AMX (the matmuls through ATen's
   ``cpublas::brgemm``, online softmax in AVX-512). No padded batch, no mask tensor, keys
-  packed once per layer; measured against torch's SDPA in ``encoder.kernels_bench``.
+  packed once per layer; measured against torch's SDPA in ``benchmarks.kernels_bench``.
 
 The extension is built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja
 are needed) into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), once per
@@ -17,7 +17,7 @@ runs on torch operators alone (same results, slower), after one logged warning.
 
 Examples
 --------
->>> from encoder import kernels
+>>> from encoder.modernbert import kernels
 >>> ops = kernels.load()                       # doctest: +SKIP
 >>> kernels.attention_supported()              # AMX + bf16 here?  # doctest: +SKIP
 True

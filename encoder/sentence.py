@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from encoder.devices import DTYPES, bf16_supported, default_device, resolve_dtype  # noqa: F401 (re-exported)
+from encoder.safe_loading import UnsafeModelError, check_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,9 @@ def load_model(
 
     A plain HF encoder folder (no sentence-transformers config) gets mean pooling, as
     sentence-transformers does. ModernBERT checkpoints run through the packed encoder
-    (:func:`use_packed_modernbert`). ``trust_remote_code`` stays off unless asked for.
+    (:func:`use_packed_modernbert`). A local folder is read without any hub call, and only
+    after :func:`encoder.safe_loading.check_model_folder` found nothing in it that would run
+    code; ``trust_remote_code`` stays off unless asked for.
 
     Raises
     ------
@@ -63,12 +67,14 @@ def load_model(
     from sentence_transformers import SentenceTransformer
 
     name = str(name_or_path) if name_or_path else default_model()
+    check_folder(name, trust_remote_code)
     device = device or default_device()
     torch_dtype = resolve_dtype(dtype, device)
     try:
-        model = SentenceTransformer(name, device=device, trust_remote_code=trust_remote_code)
+        model = SentenceTransformer(name, device=device, trust_remote_code=trust_remote_code, local_files_only=Path(name).is_dir())
     except Exception as exc:  # hub errors, missing files, bad configs: all end here
         raise ModelLoadError(f"could not load model {name!r}: {type(exc).__name__}: {exc}") from exc
+    guard_tokenizer(model)
     use_packed_modernbert(model)
     if torch_dtype != torch.float32:
         model.to(torch_dtype)
@@ -76,6 +82,41 @@ def load_model(
         model.max_seq_length = max_length
     model.eval()
     return model
+
+
+def check_folder(name: str, trust_remote_code: bool = False) -> None:
+    """:func:`encoder.safe_loading.check_model_folder`, its refusal as a :class:`ModelLoadError`."""
+    try:
+        check_model_folder(name, trust_remote_code=trust_remote_code)
+    except UnsafeModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+_guard_lock = threading.Lock()
+
+
+def guard_tokenizer(model) -> threading.Lock:
+    """The lock that makes a model's tokenizer safe from threads, installed on first use.
+
+    A fast (Rust) tokenizer keeps its truncation and padding settings in shared state and
+    raises ``RuntimeError: Already borrowed`` when two threads tokenize at once. Only
+    tokenization is serialized (``model.tokenize`` and :func:`token_lengths`); the forward
+    passes of several threads still run side by side.
+    """
+    lock = model.__dict__.get("_tokenizer_lock")
+    if lock is not None:
+        return lock
+    with _guard_lock:
+        if "_tokenizer_lock" not in model.__dict__:
+            lock, tokenize = threading.Lock(), model.tokenize
+
+            def locked_tokenize(*args, **kwargs):
+                with lock:
+                    return tokenize(*args, **kwargs)
+
+            model.__dict__["tokenize"] = locked_tokenize
+            model.__dict__["_tokenizer_lock"] = lock
+        return model.__dict__["_tokenizer_lock"]
 
 
 def use_packed_modernbert(model, attn_backend: str = "auto"):
@@ -108,23 +149,19 @@ def token_lengths(model, texts: list[str], role: str = "document", chunk: int = 
     documents of thousands of tokens) would not fit in memory as Python lists.
     """
     prompt = (model.prompts or {}).get(role) or ""
-    tokenizer = model.tokenizer
+    tokenizer, lock = model.tokenizer, guard_tokenizer(model)
     out = np.empty(len(texts), dtype=np.int64)
-    # Counting only: silence the "longer than the maximum" warning for each long text.
-    verbosity = logging.getLogger("transformers.tokenization_utils_base").level
-    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
-    try:
-        for start in range(0, len(texts), chunk):
+    for start in range(0, len(texts), chunk):
+        with lock:
             encoded = tokenizer(
                 [prompt + t for t in texts[start : start + chunk]],
                 add_special_tokens=True,
                 truncation=False,
                 return_attention_mask=False,
                 return_token_type_ids=False,
+                verbose=False,  # counting only: no "longer than the maximum" warning per long text
             )["input_ids"]
-            out[start : start + len(encoded)] = [len(ids) for ids in encoded]
-    finally:
-        logging.getLogger("transformers.tokenization_utils_base").setLevel(verbosity)
+        out[start : start + len(encoded)] = [len(ids) for ids in encoded]
     return out
 
 
@@ -186,6 +223,7 @@ def encode(
         )
     if limit:
         lengths = np.minimum(lengths, limit)
+    guard_tokenizer(model)
     encode_batch = model.encode_query if role == "query" else model.encode_document
     with tqdm(total=len(texts), desc=f"encode {'queries' if role == 'query' else 'documents'}", unit="text", disable=not show_progress) as bar:
         for idx in token_budget_batches(lengths, max_tokens, max_batch_size):

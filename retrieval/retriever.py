@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from encoder import default_model, encode, load_model, token_lengths
+from encoder.sentence import guard_tokenizer
 from indexes import FaissIndex, IndexFormatError, storage
 from retrieval.documents import Document, Hit, as_document
 
@@ -100,7 +101,9 @@ class Retriever:
         batch_size: int = batch_size_default,
         chunk_size: int = 4096,
         show_progress: bool = False,
+        trust_remote_code: bool = False,
     ):
+        self.trust_remote_code = trust_remote_code
         self._setup(model, device, dtype, max_length, batch_size, chunk_size, show_progress)
         self.index = FaissIndex(self.dimension(), index, metric=metric, search_params=search_params)
 
@@ -108,9 +111,12 @@ class Retriever:
         """Model and settings: everything but the index."""
         if model is None or isinstance(model, (str, Path)):
             self.model_name = str(model or default_model())
-            self.model = self.load_model(self.model_name, device=device, dtype=dtype, max_length=max_length)
+            self.model = self.load_model(
+                self.model_name, device=device, dtype=dtype, max_length=max_length, trust_remote_code=self.trust_remote_code
+            )
         else:
             self.model, self.model_name = model, model_reference(model)
+        guard_tokenizer(self.model)  # searches from many threads share the model's tokenizer
         # What the model actually runs in, saved so that load -> search gives the same ids and scores.
         self.dtype = model_dtype(self.model) or dtype
         self.batch_size, self.chunk_size, self.show_progress = batch_size, chunk_size, show_progress
@@ -253,12 +259,20 @@ class Retriever:
         """Dense models are stored by reference only."""
 
     @classmethod
-    def load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None) -> "Retriever":
-        """Read a folder written by :meth:`save`; ``model`` overrides the stored model reference."""
-        return storage.read_consistently(path, lambda: cls._load(path, model=model, device=device, dtype=dtype))
+    def load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None,
+             trust_remote_code: bool = False) -> "Retriever":
+        """Read a folder written by :meth:`save`; ``model`` overrides the stored model reference.
+
+        Every file of the folder is checked against the checksums saved with it, and the model
+        (the folder's ``model/`` or the stored reference) goes through the same allow-list as
+        any other: nothing in a folder runs unless ``trust_remote_code=True``.
+        """
+        return storage.read_consistently(
+            path, lambda: cls._load(path, model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        )
 
     @classmethod
-    def _load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None):
+    def _load(cls, path, *, model=None, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False):
         path = Path(path)
         config_path = path / CONFIG_FILE
         config = storage.read_description(path, CONFIG_FILE, FORMAT, VERSION, what="Retriever")
@@ -267,6 +281,7 @@ class Retriever:
             raise IndexFormatError(f"{config_path}: unknown retriever kind {kind!r} (known: {', '.join(sorted(Retriever.kinds))})")
         cls = Retriever.kinds[kind]
         self = cls.__new__(cls)
+        self.trust_remote_code = trust_remote_code
         if model is None and (path / MODEL_DIR).is_dir():
             model = str(path / MODEL_DIR)
         self._setup(

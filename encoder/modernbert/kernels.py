@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -48,6 +49,9 @@ GLOBAL_BLOCKS = (128, 256)
 LOCAL_BLOCKS = (64, 256)
 LONG = 1024
 
+#: Seconds a load waits for another process's kernel build before using torch operators.
+BUILD_TIMEOUT = float(os.environ.get("ENCODER_BUILD_TIMEOUT", 600))
+
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
@@ -69,6 +73,36 @@ def _build_name() -> str:
     return f"encoder_packed_attention_{digest.hexdigest()[:12]}"
 
 
+@contextlib.contextmanager
+def _build_lock(name: str):
+    """Hold this toolkit's own lock on the build folder, and clear torch's lock when it is stale.
+
+    torch's ``FileBaton`` (``<build>/lock``) stays behind when a compile is killed, and every
+    later load then waits on it forever. Every build of ours holds a ``flock`` first (released by
+    the system when its process dies), so a baton found while we hold ours was left by a dead
+    build: it is removed with a warning. A build held by a live process for over
+    ``BUILD_TIMEOUT`` seconds gives up with a message, and the encoder falls back to torch ops.
+    """
+    from filelock import FileLock, Timeout
+    from torch.utils.cpp_extension import _get_build_directory
+
+    folder = Path(_get_build_directory(name, verbose=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / "encoder-build.lock", timeout=BUILD_TIMEOUT)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(f"another process has been building the kernels in {folder} for over {BUILD_TIMEOUT:.0f} s") from None
+    try:
+        baton = folder / "lock"
+        if baton.exists():
+            logger.warning("removing %s, left by an interrupted kernel build", baton)
+            baton.unlink(missing_ok=True)
+        yield
+    finally:
+        lock.release()
+
+
 def load():
     """The compiled extension, or None where it cannot be built here (reason logged once)."""
     with _lock:
@@ -84,14 +118,15 @@ def load():
                 from torch.utils.cpp_extension import load as load_extension
 
                 logger.info("loading the encoder's CPU kernels (compiled on first use per machine: ~30 s)")
-                ops = load_extension(
-                    name=_build_name(),
-                    sources=[str(SOURCE)],
-                    extra_cflags=CFLAGS,
-                    extra_ldflags=["-fopenmp"],
-                    verbose=False,
-                )
-            except Exception as exc:  # no compiler, no ninja, unsupported CPU flags, ...
+                with _build_lock(_build_name()):
+                    ops = load_extension(
+                        name=_build_name(),
+                        sources=[str(SOURCE)],
+                        extra_cflags=CFLAGS,
+                        extra_ldflags=["-fopenmp"],
+                        verbose=False,
+                    )
+            except Exception as exc:  # no compiler, no ninja, unsupported CPU flags, a build held too long, ...
                 _state["why"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
         if ops is None:
             logger.warning("encoder CPU kernels unavailable (%s); using torch operators", _state["why"])

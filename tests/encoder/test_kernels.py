@@ -144,3 +144,24 @@ def test_kernels_bench_cases_time_both_sides(ops):
             kernels_bench._rope_case(128, 1),
         ):
             assert r["ours_ms"] > 0 and r["torch_ms"] > 0
+
+
+def test_a_stale_build_lock_never_hangs_the_next_load(ops):
+    """kill -9 during a compile leaves torch's lock file; the next load clears it (with a warning) instead of waiting forever."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from torch.utils.cpp_extension import _get_build_directory
+
+    from tests.conftest import REPO
+
+    baton = Path(_get_build_directory(kernels._build_name(), verbose=False)) / "lock"
+    baton.touch()  # what an interrupted build leaves
+    code = "import logging; logging.basicConfig(); from encoder.modernbert import kernels; print(kernels.load() is not None)"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        baton.unlink(missing_ok=True)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
+    assert "left by an interrupted kernel build" in done.stderr

@@ -76,7 +76,7 @@ def test_bad_documents_and_folders(tmp_path, minilm):
     with pytest.raises(ValueError, match="cannot read a document"):
         retriever.add([42])
     retriever.add([("a", "alpha")])
-    with pytest.raises(ValueError, match="already in the index"):
+    with pytest.raises(ValueError, match="already in the retriever"):
         retriever.add([("a", "alpha again")])
     with pytest.raises(IndexFormatError, match="not a saved Retriever"):
         Retriever.load(tmp_path / "missing")

@@ -16,6 +16,12 @@ from indexes import IndexFormatError
 from retrieval.codebase.files import MAX_BYTES
 
 
+TRUST_HELP = (
+    "let the model folder name module code outside the toolkit's allow-list (sentence-transformers, PyLate, "
+    "encoder); off by default, when such a folder is refused and nothing from it runs"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m retrieval", description="Index a codebase or document folder, then search it.")
     commands = p.add_subparsers(dest="command", metavar="{index,search}")
@@ -41,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--max-file-size", type=int, default=None, metavar="BYTES", help=f"skip larger files as too-large (default: {MAX_BYTES:,})")
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index in --out and embed everything again; settings not given keep their previous values, and model, --multi-vector, dtype and length may change")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
+    index.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
     search = commands.add_parser("search", help="search an index built by 'index'", description="Print the best chunks for a query as 'path:line  score  first line'.")
     search.add_argument("index_dir", metavar="DIR", help="index folder written by 'python -m retrieval index'")
     search.add_argument("query", help="what to look for, in words or code")
     search.add_argument("-k", "--top-k", type=int, default=10, help="number of hits (default: 10)")
     search.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    search.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     return p
 
 
@@ -57,6 +65,7 @@ def run_index(args) -> int:
         args.path, args.out, model=args.model, multi_vector=args.multi_vector, index=args.index, dtype=args.dtype,
         device=args.device, max_length=args.max_length, batch_size=args.batch_size, exclude=args.exclude,
         max_file_bytes=args.max_file_size, rebuild=args.rebuild, show_progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
     )
     print(report.summary())
     return 0
@@ -67,7 +76,7 @@ def run_search(args) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"-k must be at least 1, not {args.top_k}")
-    retriever, manifest = load_codebase(args.index_dir, device=args.device)
+    retriever, manifest = load_codebase(args.index_dir, device=args.device, trust_remote_code=args.trust_remote_code)
     for hit in retriever.search(args.query, k=args.top_k):
         print(format_hit(hit, manifest["root"]))
     return 0

@@ -181,30 +181,34 @@ def _deletes(retriever: Retriever) -> bool:
     return hasattr(retriever.index, "delete")
 
 
-def _retrievers(out: Path, settings: dict, model, *, keep: bool, device, batch_size, show_progress) -> tuple[Retriever, Retriever | None]:
+def _retrievers(out: Path, settings: dict, model, *, keep: bool, device, batch_size, show_progress,
+                trust_remote_code: bool = False) -> tuple[Retriever, Retriever | None]:
     """The retriever to take this run's chunks, and the previous run's as saved in ``out`` (None unless ``keep``).
 
     Where the saved retriever's index deletes, it is the one; else a new one on the same model.
     """
     loaded = None if model is None or isinstance(model, (str, Path)) else model
-    saved = Retriever.load(out / RETRIEVER_DIR, model=loaded, device=device, dtype=settings["dtype"]) if keep else None
+    saved = Retriever.load(out / RETRIEVER_DIR, model=loaded, device=device, dtype=settings["dtype"],
+                           trust_remote_code=trust_remote_code) if keep else None
     if saved is not None and _deletes(saved):
         retriever = saved
         retriever.batch_size = batch_size or retriever.batch_size
     else:
-        retriever = _new_retriever(settings, saved.model if saved else loaded or settings["model"], device=device, batch_size=batch_size)
+        model = saved.model if saved else loaded or settings["model"]
+        retriever = _new_retriever(settings, model, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code)
     retriever.show_progress = show_progress
     return retriever, saved
 
 
-def _new_retriever(settings: dict, model, *, device, batch_size) -> Retriever:
+def _new_retriever(settings: dict, model, *, device, batch_size, trust_remote_code: bool = False) -> Retriever:
     """An empty retriever of the settings' kind (``Retriever.kinds``) on ``model``, a name or a loaded model.
 
     A model loaded by name reads chunks of the settings' length; a loaded model is left as it is.
     """
     kind = Retriever.kinds[settings["kind"]]
     options = {"index": settings["index"]} if _takes_factory(kind) else {}
-    retriever = kind(model, device=device, dtype=settings["dtype"], batch_size=batch_size or kind.batch_size_default, **options)
+    retriever = kind(model, device=device, dtype=settings["dtype"], batch_size=batch_size or kind.batch_size_default,
+                     trust_remote_code=trust_remote_code, **options)
     if settings["max_length"] and isinstance(model, (str, Path)):
         retriever.set_max_length(settings["max_length"])
     return retriever
@@ -324,6 +328,7 @@ def index_codebase(
     max_file_bytes: int | None = None,
     rebuild: bool = False,
     show_progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> IndexReport:
     """Index the text files under ``root`` into the folder ``out``, or bring that index up to date.
 
@@ -376,7 +381,8 @@ def index_codebase(
         report.seconds = time.perf_counter() - started
         return report
     retriever, saved = _retrievers(
-        out, settings, model, keep=bool(previous_files), device=device, batch_size=batch_size, show_progress=show_progress
+        out, settings, model, keep=bool(previous_files), device=device, batch_size=batch_size, show_progress=show_progress,
+        trust_remote_code=trust_remote_code,
     )
     settings["max_length"] = _chunk_limit(retriever, settings)
     documents, counts = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
@@ -390,15 +396,20 @@ def index_codebase(
     return report
 
 
-def load_codebase(out: str | Path, *, model=None, device: str | None = None) -> tuple[Retriever, dict]:
-    """The retriever and manifest of an index folder written by :func:`index_codebase`."""
+def load_codebase(out: str | Path, *, model=None, device: str | None = None,
+                  trust_remote_code: bool = False) -> tuple[Retriever, dict]:
+    """The retriever and manifest of an index folder written by :func:`index_codebase`.
+
+    Nothing in the folder runs: its model goes through the toolkit's allow-list unless
+    ``trust_remote_code=True``.
+    """
     out = Path(out)
     if not out.is_dir():
         raise CodebaseError(f"{out} is not an index folder (index a codebase first: python -m retrieval index PATH --out {out})")
     manifest = read_manifest(out)
     if manifest is None:
         raise CodebaseError(f"{out} is empty: index a codebase first")
-    return Retriever.load(out / RETRIEVER_DIR, model=model, device=device), manifest
+    return Retriever.load(out / RETRIEVER_DIR, model=model, device=device, trust_remote_code=trust_remote_code), manifest
 
 
 def search_codebase(out: str | Path, query: str, k: int = 10, *, model=None, device: str | None = None) -> list[Hit]:

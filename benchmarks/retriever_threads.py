@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=8, help="threads of the concurrent setting")
     p.add_argument("--index", default="HNSW32", help="FAISS factory string")
     p.add_argument("--k", type=int, default=10, help="hits per search")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads per search (default: torch's, all cores; 1 is what a threaded service sets)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here (atomically)")
     p.add_argument("--quiet", action="store_true", help="print nothing but the result lines")
     return p
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     root = args.data_dir / "scifact"
     docs = read_jsonl(root / "corpus.jsonl", args.documents)
     queries = [q["text"] for q in read_jsonl(root / "queries.jsonl", args.queries)]

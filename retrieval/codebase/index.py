@@ -328,7 +328,7 @@ def index_codebase(
     max_file_bytes: int | None = None,
     rebuild: bool = False,
     show_progress: bool = True,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool = False,  # a model folder may name code outside the allow-list
 ) -> IndexReport:
     """Index the text files under ``root`` into the folder ``out``, or bring that index up to date.
 
@@ -381,9 +381,8 @@ def index_codebase(
         report.seconds = time.perf_counter() - started
         return report
     retriever, saved = _retrievers(
-        out, settings, model, keep=bool(previous_files), device=device, batch_size=batch_size, show_progress=show_progress,
-        trust_remote_code=trust_remote_code,
-    )
+        out, settings, model, keep=bool(previous_files), device=device, batch_size=batch_size,
+        show_progress=show_progress, trust_remote_code=trust_remote_code)
     settings["max_length"] = _chunk_limit(retriever, settings)
     documents, counts = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
     changed = [p for p in previous_files if p not in digests or p in texts]  # their old chunks leave the index

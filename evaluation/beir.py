@@ -206,6 +206,7 @@ def evaluate_source(
     nbits: int = 4,
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Evaluate one loaded split and return the result record.
 
@@ -218,7 +219,7 @@ def evaluate_source(
     """
     retriever, index = make_retriever(model, index=index, search_params=search_params, device=device, dtype=dtype,
                                       batch_size=batch_size, multi_vector=multi_vector, nbits=nbits,
-                                      show_progress=show_progress)
+                                      show_progress=show_progress, trust_remote_code=trust_remote_code)
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
     with document_length(retriever, used):
@@ -237,18 +238,20 @@ def evaluate_source(
 
 
 def make_retriever(model, *, index: str, search_params: str | None, device: str | None, dtype: str,
-                   batch_size: int | None, multi_vector: bool, nbits: int, show_progress: bool) -> tuple[Retriever, str]:
+                   batch_size: int | None, multi_vector: bool, nbits: int, show_progress: bool,
+                   trust_remote_code: bool = False) -> tuple[Retriever, str]:
     """The retriever :func:`evaluate_source` runs (ColBERT with ``multi_vector``), and the index name its record gives."""
     if multi_vector:
         # a plain encoder gets PyLate's random projection: seeded as benchmarks.indexes_bench seeds it, so runs repeat
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(COLBERT_SEED)
             retriever = ColbertRetriever(model, nbits=nbits, device=device, dtype=dtype, show_progress=show_progress,
-                                         batch_size=batch_size or ColbertRetriever.batch_size_default)
+                                         batch_size=batch_size or ColbertRetriever.batch_size_default,
+                                         trust_remote_code=trust_remote_code)
         retriever.index.set_search_params(search_params)
         return retriever, f"multi-vector nbits={nbits}"
     if model is None or isinstance(model, (str, Path)):
-        model = load_model(model or default_model(), device=device, dtype=dtype)
+        model = load_model(model or default_model(), device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
                           batch_size=batch_size or Retriever.batch_size_default)
     return retriever, index
@@ -366,6 +369,8 @@ def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int |
     p.add_argument("--cache-dir", default=None, help="reuse corpus embeddings stored here by an earlier run with the same model, length and corpus")
     p.add_argument("--output", default=None, help="write the result as JSON to this file (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let the model folder name module code outside the toolkit's allow-list (off: such a folder is refused)")
 
 
 def add_data_dir_argument(p: argparse.ArgumentParser, what: str, where: str) -> None:
@@ -421,6 +426,7 @@ def settings_from(args: argparse.Namespace) -> dict:
         nbits=args.nbits,
         cache_dir=args.cache_dir,
         show_progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
     )
 
 

@@ -243,7 +243,7 @@ def worker(args) -> dict:
     result = {"tokens": tokens, "batches": n_batches}
     if device.type == "cpu":
         # The GEMM rate under the same conditions (other load on the machine) as this run.
-        result["gemm_tflops"] = gemm_tflops(dtype, reps=3)
+        result["gemm_tflops"] = gemm_tflops(dtype, n=args.gemm_size, reps=3)
     gc.collect()
     with torch.inference_mode():
         first, memory = _first_pass(run_all, sync, device)
@@ -298,7 +298,7 @@ def run_worker(args, set_name: str, impl: str) -> dict:
         "--set", set_name, "--impl", impl,
         "--device", args.device, "--dtype", args.dtype, "--config", str(args.config),
         "--max-tokens", str(args.max_tokens), "--reps", str(args.reps), "--scale", str(args.scale),
-        "--time-budget", str(args.time_budget),
+        "--time-budget", str(args.time_budget), "--gemm-size", str(args.gemm_size),
     ] + (["--profile"] if args.profile and impl == "ours" else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of sequences per set (default: 1)")
     parser.add_argument("--profile", action="store_true",
                         help="after the timed passes, profile one pass of ours and report the share of time by kind of operator")
+    parser.add_argument("--gemm-size", type=int, default=4096,
+                        help="N of the N x N x N GEMMs timed for the matmul bound (and 2N rows for the model's own shapes); "
+                        "smaller is quicker and less exact")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
@@ -336,10 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _header(args, config, dtype) -> tuple[dict, float | None]:
     """The run's machine figures (GEMM rates on CPU, the matmul-bound throughput they give) and its GEMM rate."""
-    bf16_tflops = gemm_tflops(torch.bfloat16) if args.device == "cpu" else None
-    run_tflops = bf16_tflops if dtype == torch.bfloat16 else (gemm_tflops(dtype) if args.device == "cpu" else None)
+    cpu, n = args.device == "cpu", args.gemm_size
+    bf16_tflops = gemm_tflops(torch.bfloat16, n=n) if cpu else None
+    run_tflops = bf16_tflops if dtype == torch.bfloat16 else (gemm_tflops(dtype, n=n) if cpu else None)
     lin = linear_flops_per_token(config)
-    shape_tflops = model_gemm_tflops(config, dtype) if args.device == "cpu" else None
+    shape_tflops = model_gemm_tflops(config, dtype, tokens=2 * n) if cpu else None
     out = {
         "device": args.device,
         "dtype": args.dtype,

@@ -431,7 +431,7 @@ def test_bench_writes_the_issue_schema(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = tmp_path / "bench.json"
     bench.main(["--config", str(tmp_path), "--sets", "variable_512", "--scale", "0.25", "--reps", "1",
-                "--profile", "--json", str(out)])
+                "--profile", "--gemm-size", "512", "--json", str(out)])
     report = json.loads(out.read_text())
     assert {"device", "dtype", "config", "sets"} <= report.keys() and report["dtype"] == "bfloat16"
     row = report["sets"]["variable_512"]

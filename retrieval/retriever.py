@@ -213,12 +213,14 @@ class Retriever:
     def search_by_vector(self, query_embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         result = self.index.search(query_embeddings, k)
         return [
-            [self._hit(doc_id, score) for doc_id, score in zip(ids, scores)]
+            [hit for doc_id, score in zip(ids, scores) if (hit := self._hit(doc_id, score)) is not None]
             for ids, scores in zip(result.ids, result.scores)
         ]
 
-    def _hit(self, doc_id: str, score: float) -> Hit:
-        doc = self.documents[doc_id]
+    def _hit(self, doc_id: str, score: float) -> Hit | None:
+        doc = self.documents.get(doc_id)  # None: deleted by another thread since the index answered
+        if doc is None:
+            return None
         return Hit(id=doc_id, score=float(score), text=doc.text, title=doc.title, metadata=doc.metadata)
 
     def search(self, queries: str | list[str], k: int = 10) -> list[Hit] | list[list[Hit]]:
@@ -238,7 +240,7 @@ class Retriever:
         :meth:`_save_model` copies it.
         """
         path = Path(path)
-        with storage.directory(path) as tmp:
+        with self._write_lock, storage.directory(path) as tmp:  # a snapshot: adds and deletes wait, searches go on
             self.index.save(tmp / INDEX_DIR)
             self._save_model(tmp)
             lines = (json.dumps(vars(self.documents[i]), ensure_ascii=False) + "\n" for i in self.index.live_ids())

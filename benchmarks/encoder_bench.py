@@ -31,7 +31,7 @@ first pass over the set (Linux ``VmHWM`` after resetting it through
 excluded, activations, masks and allocator overhead included). Where ``clear_refs`` is
 unavailable it falls back to ``ru_maxrss`` growth.
 
-The same run measures the machine's GEMM rate (a 4096^3 matmul in the run's dtype, best
+The same run measures the machine's GEMM rate (an N^3 matmul in the run's dtype, N = --gemm-size, 4096 by default, best
 of several; bf16 is always measured too) and turns it into a matmul-bound throughput:
 
 * ``gemm_bound_tok_s``: rate / FLOPs per token of the linear layers (Wqkv, Wo, Wi, Wo per
@@ -360,7 +360,7 @@ def _header(args, config, dtype) -> tuple[dict, float | None]:
         "sets": {},
     }
     if run_tflops:
-        print(f"{args.dtype} GEMM (4096^3) {run_tflops:.3f} TFLOP/s; linear layers {lin / 1e9:.4f} GFLOP/token "
+        print(f"{args.dtype} GEMM ({args.gemm_size}^3) {run_tflops:.3f} TFLOP/s; linear layers {lin / 1e9:.4f} GFLOP/token "
               f"-> matmul bound {out['gemm_bound_tok_s']:.0f} tok/s (no attention); on the model's own "
               f"linear shapes {shape_tflops:.3f} TFLOP/s -> {out['model_shape_gemm_bound_tok_s']:.0f} tok/s",
               flush=True)

@@ -141,7 +141,7 @@ def directory(path: str | Path):
     ...     (tmp / "index.faiss").write_bytes(...)
     """
     path = Path(path).absolute()
-    if path.parent in _building or any(parent in _building for parent in path.parents):
+    if any(parent in _building for parent in path.parents):
         path.mkdir()
         yield path
         return

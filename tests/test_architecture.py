@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import logging
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -36,7 +37,13 @@ def test_import_linter_contracts_hold(monkeypatch):
     from importlinter.cli import lint_imports
 
     monkeypatch.chdir(REPO)
-    assert lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True) == 0, "run `lint-imports` for the report"
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    disabled = {lg: lg.disabled for lg in loggers}
+    try:
+        assert lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True) == 0, "run `lint-imports` for the report"
+    finally:  # import-linter configures logging with disable_existing_loggers: later tests' caplog would see nothing
+        for lg, was in disabled.items():
+            lg.disabled = was
 
 
 def module_graph() -> dict[str, set[str]]:

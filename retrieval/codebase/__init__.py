@@ -8,7 +8,7 @@ One job per module:
   sections, plain text) and chunks of it that fit a model;
 - :mod:`retrieval.codebase.index`: the index folder (manifest, retriever, stored rows), built
   and brought up to date re-embedding only what changed, and searched;
-- ``python -m retrieval index|search`` (:mod:`retrieval.__main__`): the command line.
+- ``python -m retrieval index|search`` (:mod:`retrieval.codebase.cli`): the command line.
 
 Nothing is imported here, so that reading files and chunks (as :mod:`evaluation.codeset` does)
 does not load the index code.

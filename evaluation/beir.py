@@ -37,11 +37,14 @@ import torch
 from tqdm.auto import tqdm
 
 from encoder import ModelLoadError, default_model, load_model
+from evaluation import mteb_results
 from indexes import IndexFormatError, storage
 from retrieval import ColbertRetriever, Retriever
 from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from retrieval.documents import document_text
 from retrieval.metrics import METRICS, retrieve, score
+from retrieval.rerank import load_reranker
+from retrieval.metrics import check_metrics, per_query
 
 logger = logging.getLogger("evaluation.beir")
 
@@ -207,8 +210,19 @@ def evaluate_source(
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
     trust_remote_code: bool = False,
+    retrieval: str = "dense",
+    fusion: str | None = None,
+    weight: float | None = None,
+    lexical_tokenizer: str = "english",
+    rerank: str | None = None,
+    rerank_depth: int = 100,
 ) -> dict:
     """Evaluate one loaded split and return the result record.
+
+    ``retrieval`` is the search mode (``"dense"``, ``"lexical"`` BM25 with ``lexical_tokenizer``,
+    ``"hybrid"`` fused by ``fusion`` at ``weight``); ``rerank`` a reranker model
+    (:func:`retrieval.rerank.load_reranker`) re-scoring the top ``rerank_depth``. The record's
+    ``retrieval`` field holds these settings.
 
     ``model`` is a hub id, a local path or a loaded ``SentenceTransformer`` (a PyLate
     ``ColBERT`` with ``multi_vector=True``, which indexes token vectors in
@@ -219,12 +233,16 @@ def evaluate_source(
     """
     retriever, index = make_retriever(model, index=index, search_params=search_params, device=device, dtype=dtype,
                                       batch_size=batch_size, multi_vector=multi_vector, nbits=nbits,
-                                      show_progress=show_progress, trust_remote_code=trust_remote_code)
+                                      show_progress=show_progress, trust_remote_code=trust_remote_code,
+                                      lexical=lexical_tokenizer if retrieval != "dense" else False)
+    search = dict(mode=retrieval, fusion=fusion, weight=weight, rerank=rerank, rerank_depth=rerank_depth)
+    if rerank is not None:
+        search["rerank"] = load_reranker(rerank, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
     with document_length(retriever, used):
         split_run = encode_split(retriever, source, cache_dir, show_progress)
-    index_and_search(retriever, split_run)
+    index_and_search(retriever, split_run, [source.data.queries[q] for q in split_run.query_ids], **search)
     truncation = {
         "max_length": used,
         "requested_max_length": max_length,
@@ -234,26 +252,32 @@ def evaluate_source(
         "longest_document_tokens": int(split_run.lengths.max()) if len(split_run.lengths) else 0,
         "note": note,
     }
-    return result_record(source, retriever, index, split_run, truncation)
+    record = result_record(source, retriever, index, split_run, truncation)
+    record["retrieval"] = {"mode": retrieval, "fusion": fusion, "weight": weight, "lexical_tokenizer": lexical_tokenizer,
+                           "rerank": rerank, "rerank_depth": rerank_depth if rerank else None}
+    return record
 
 
 def make_retriever(model, *, index: str, search_params: str | None, device: str | None, dtype: str,
                    batch_size: int | None, multi_vector: bool, nbits: int, show_progress: bool,
-                   trust_remote_code: bool = False) -> tuple[Retriever, str]:
-    """The retriever :func:`evaluate_source` runs (ColBERT with ``multi_vector``), and the index name its record gives."""
+                   trust_remote_code: bool = False, lexical=False) -> tuple[Retriever, str]:
+    """The retriever :func:`evaluate_source` runs (ColBERT with ``multi_vector``), and the index name its record gives.
+
+    ``lexical``: the BM25 index beside it (``False``, ``True`` or a tokenizer name, as :class:`retrieval.Retriever` takes).
+    """
     if multi_vector:
         # a plain encoder gets PyLate's random projection: seeded as benchmarks.indexes_bench seeds it, so runs repeat
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(COLBERT_SEED)
             retriever = ColbertRetriever(model, nbits=nbits, device=device, dtype=dtype, show_progress=show_progress,
                                          batch_size=batch_size or ColbertRetriever.batch_size_default,
-                                         trust_remote_code=trust_remote_code)
+                                         trust_remote_code=trust_remote_code, lexical=lexical)
         retriever.index.set_search_params(search_params)
         return retriever, f"multi-vector nbits={nbits}"
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model or default_model(), device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     retriever = Retriever(model, index=index, search_params=search_params, show_progress=show_progress,
-                          batch_size=batch_size or Retriever.batch_size_default)
+                          batch_size=batch_size or Retriever.batch_size_default, lexical=lexical)
     return retriever, index
 
 
@@ -296,19 +320,32 @@ def encode_split(retriever: Retriever, source: Source, cache_dir, show_progress:
     return SplitRun(documents, query_ids, lengths, doc_emb, query_emb, time.perf_counter() - start)
 
 
-def index_and_search(retriever: Retriever, split_run: SplitRun) -> None:
-    """Index the run's corpus embeddings (training the index if it needs it), then retrieve every query; both timed."""
+def index_and_search(retriever: Retriever, split_run: SplitRun, queries: list[str] | None = None, **search) -> None:
+    """Index the run's corpus embeddings (training the index if it needs it), then retrieve every query; both timed.
+
+    ``search``: :func:`retrieval.metrics.retrieve`'s ``mode``, ``fusion``, ``weight``, ``rerank``, ``rerank_depth``
+    (the query texts ``queries`` needed by all but plain dense search). Documents are indexed whole (as BEIR and
+    MTEB do: the model reads each up to its length), never chunked.
+    """
     start = time.perf_counter()
     retriever.add(split_run.documents, embeddings=split_run.doc_emb)
     retriever.index.train()
+    if search.get("mode", "dense") != "dense":
+        retriever.search(queries[:1], 1, mode="lexical")  # builds BM25 now: its time is indexing, not search
     split_run.index_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    split_run.results = retrieve(retriever, split_run.query_ids, split_run.query_emb)
+    split_run.results = retrieve(retriever, split_run.query_ids, split_run.query_emb, queries=queries, **search)
     split_run.search_seconds = time.perf_counter() - start
 
 
 def result_record(source: Source, retriever: Retriever, index: str, split_run: SplitRun, truncation: dict) -> dict:
-    """The JSON record of one evaluation (fields in the module docstring), metrics scored here."""
+    """The JSON record of one evaluation (fields in the module docstring), metrics scored here.
+
+    Judgments naming documents the corpus lacks count as relevant-but-unretrievable (MTEB/BEIR;
+    ``unretrievable_judgments``). ``run`` holds the ranked lists, for other metrics and the MTEB
+    file (:func:`write_outputs`); :func:`summary` leaves it out of the JSON.
+    """
+    qrels = source.data.evaluation_qrels()
     return {
         "dataset": source.dataset,
         "split": source.split,
@@ -324,8 +361,42 @@ def result_record(source: Source, retriever: Retriever, index: str, split_run: S
         "dtype": str(next(retriever.model.parameters()).dtype).removeprefix("torch."),
         "truncation": truncation,
         "warnings": source.data.warnings,
-        "metrics": score(source.data.qrels, split_run.results),
+        "unretrievable_judgments": sum(len(j) for j in source.data.unretrievable.values()),
+        "metrics": score(qrels, split_run.results),
+        "run": split_run.results,
     }
+
+
+def summary(result: dict) -> dict:
+    """The flat JSON of a record: everything but the ranked lists."""
+    return {k: v for k, v in result.items() if k != "run"}
+
+
+def write_outputs(result: dict, data: BeirData, *, output=None, mteb_dir=None, per_query_file=None,
+                  metrics=METRICS, settings: dict | None = None) -> list[Path]:
+    """Score ``metrics`` (any :mod:`retrieval.metrics` name), then write what was asked, each file atomically.
+
+    ``output``: the flat summary JSON; ``mteb_dir``: the MTEB-schema file (:mod:`evaluation.mteb_results`);
+    ``per_query_file``: ``{"metrics", "queries": {qid: {metric: value}}}`` (nDCG@10 always among them), what
+    significance tests and confidence intervals need. Returns the paths written.
+    """
+    qrels = data.evaluation_qrels()
+    metrics = list(dict.fromkeys(metrics))
+    if metrics != list(result["metrics"]):
+        result["metrics"] = score(qrels, result["run"], metrics)
+    written = []
+    if output:
+        written.append(storage.write_json(output, summary(result)))
+    if mteb_dir:
+        scores = mteb_results.mteb_scores(qrels, result["run"])
+        written.append(mteb_results.write_task_result(mteb_dir, result, scores, mteb_results.dataset_revision(data),
+                                                      settings))
+    if per_query_file:
+        names = list(dict.fromkeys(["ndcg@10", *metrics]))
+        queries = per_query(qrels, result["run"], names)
+        written.append(storage.write_json(per_query_file, {"dataset": result["dataset"], "split": result["split"],
+                                                           "model": result["model"], "metrics": names, "queries": queries}))
+    return written
 
 
 def format_truncation(result: dict) -> str:
@@ -343,7 +414,7 @@ def format_table(result: dict) -> str:
         f"index {result['index']}, encode {result['encode_seconds']:.1f}s, search {result['search_seconds']:.2f}s"
     )
     lines = [head] + ([format_truncation(result)] if "truncation" in result else [])
-    return "\n".join(lines + [f"{name:<12}{result['metrics'][name]:.5f}" for name in METRICS])
+    return "\n".join(lines + [f"{name:<12}{value:.5f}" for name, value in result["metrics"].items()])
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int | None = None) -> None:
@@ -371,6 +442,24 @@ def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int |
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let the model folder name module code outside the toolkit's allow-list (off: such a folder is refused)")
+    add_search_arguments(p)
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    """``--retrieval``, ``--fusion``, ``--weight``, ``--lexical-tokenizer``, ``--rerank``, ``--rerank-depth``."""
+    p.add_argument("--retrieval", default="dense", choices=["dense", "lexical", "hybrid"],
+                   help="dense: the model (default); lexical: BM25 (bm25s); hybrid: both, fused (see --fusion)")
+    p.add_argument("--fusion", default=None, choices=["convex", "rrf"], help="--retrieval hybrid: convex combination of "
+                   "min-max normalised scores (default) or reciprocal rank fusion")
+    p.add_argument("--weight", type=float, default=None, help="--retrieval hybrid: the dense part's share, 0 to 1 "
+                   "(default: 0.3 convex, 0.5 rrf)")
+    p.add_argument("--lexical-tokenizer", default="english", choices=["english", "code"], help="BM25 tokens: english "
+                   "(stemmed words, default) or code (identifiers split at camelCase, snake_case and digits, kept whole too)")
+    p.add_argument("--rerank", default=None, metavar="MODEL", help="rerank the first stage's top --rerank-depth with this "
+                   "model: a PyLate ColBERT folder or hub id (MaxSim), or a sentence-transformers CrossEncoder; "
+                   "colbert:NAME / cross-encoder:NAME force the kind")
+    p.add_argument("--rerank-depth", type=int, default=100, metavar="N", help="--rerank: candidates re-scored per query "
+                   "(default: 100)")
 
 
 def add_data_dir_argument(p: argparse.ArgumentParser, what: str, where: str) -> None:
@@ -385,13 +474,15 @@ def hub_options(args: argparse.Namespace) -> dict:
 
 def add_hub_arguments(p: argparse.ArgumentParser, default_repo: str, where: str, *, max_length_default: int | None = None) -> None:
     """The flags of a harness over a hub dataset read through ``datasets``: ``--data-dir`` (searched first; ``where``
-    says for what), ``--repo``, ``--datasets-cache``, then the model flags (:func:`add_model_arguments`)."""
+    says for what), ``--repo``, ``--datasets-cache``, then the model and output flags (:func:`add_model_arguments`,
+    :func:`add_output_arguments`)."""
     add_data_dir_argument(p, "folder searched first", where)
     p.add_argument("--repo", default=None, help="a local copy of the hub repository, or a hub id read when the network "
                    f"works (default: {default_repo})")
     p.add_argument("--datasets-cache", default=None, help="where `datasets` keeps its Arrow copies of hub files "
                    "(default: its own, ~/.cache/huggingface/datasets)")
     add_model_arguments(p, max_length_default=max_length_default)
+    add_output_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,7 +492,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dataset_arguments(p)
     add_model_arguments(p)
+    add_output_arguments(p)
     return p
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--metrics``, ``--mteb-dir``, ``--per-query``: what is scored and written besides ``--output``'s summary."""
+    p.add_argument("--metrics", default=",".join(METRICS), type=lambda text: check_metrics(text.split(",")),
+                   help="comma-separated metrics: ndcg, map, recall, precision, mrr, success at a cut-off (ndcg@20) or any "
+                   f"pytrec_eval measure (P@5, bpref, Rprec) (default: {','.join(METRICS)})")
+    p.add_argument("--mteb-dir", default=None, metavar="DIR", help="also write the result in MTEB's schema, "
+                   "DIR/<model>/<revision>/<Task>.json (nDCG, MAP, Recall, P, MRR at 1, 3, 5, 10, 100, 1000; main_score "
+                   "nDCG@10) with the run's settings; mteb.TaskResult.from_disk loads it")
+    p.add_argument("--per-query", default=None, metavar="FILE", help="also write each query's scores (nDCG@10 and "
+                   "--metrics) as JSON: what evaluation.report's significance tests read")
 
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
@@ -427,6 +531,12 @@ def settings_from(args: argparse.Namespace) -> dict:
         cache_dir=args.cache_dir,
         show_progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
+        retrieval=args.retrieval,
+        fusion=args.fusion,
+        weight=args.weight,
+        lexical_tokenizer=args.lexical_tokenizer,
+        rerank=args.rerank,
+        rerank_depth=args.rerank_depth,
     )
 
 
@@ -437,14 +547,18 @@ def run(args: argparse.Namespace, load: Callable[[], Source]) -> int:
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("evaluation").setLevel(logging.INFO)
+    settings = settings_from(args)
     try:
-        result = evaluate_source(load(), **settings_from(args))
+        source = load()
+        result = evaluate_source(source, **settings)
+        written = write_outputs(result, source.data, output=args.output, mteb_dir=getattr(args, "mteb_dir", None),
+                                per_query_file=getattr(args, "per_query", None),
+                                metrics=getattr(args, "metrics", METRICS), settings=settings)
     except (DataError, ModelLoadError, IndexFormatError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(result))
-    if args.output:
-        path = storage.write_json(args.output, result)
+    for path in written:
         print(f"results written to {path}")
     return 0
 

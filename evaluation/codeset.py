@@ -58,8 +58,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
+from encoder import default_model
 from indexes import storage
-from retrieval.codebase.chunkers import Unit, UnparsableError, language_for
+from retrieval.codebase.chunkers import PLAIN_TEXT, Chunk, Unit, UnparsableError, fit_chunks, language_for, split_lines, structural_chunks
+from retrieval.codebase.grammars import LANGUAGES
 from retrieval.codebase.files import MAX_BYTES, PatternError, SourceTree, describe_skipped, utf8_name
 
 FORMAT = "codeset"
@@ -67,8 +69,12 @@ MIN_QUERY_WORDS = 3
 MAX_QUERY_WORDS = 256
 MIN_CODE_LINES = 3
 TOKEN_THRESHOLDS = (512, 2048, 8192)
-TEST_PART = re.compile(r"^(tests?|testing|test_.*|.*_tests?)$")
-DOCSTRING_LANGUAGES = ("python",)  # languages of retrieval.codebase.chunkers whose units carry docstrings
+CHUNK_TOKENS = 256  # the default model's (all-MiniLM-L6-v2) maximum length: chunks of file corpora fit it
+TEST_PART = re.compile(r"^(tests?|testing|testdata|__tests__|specs?|test_.*|.*_tests?|.*[.](test|spec)|.*[a-z]Tests?)$")
+# Languages whose units carry docstrings or doc comments: the tree-sitter languages of code, not markup or data.
+DOCSTRING_LANGUAGES = tuple(name for name, spec in LANGUAGES.items() if spec["doc"] and spec.get("root", "module") == "module")
+CONSTRUCTORS = frozenset({"constructor", "__construct", "initialize", "init"})  # JS/TS, PHP, Ruby, Swift
+TAG_LINE = re.compile(r"\n\s*@\w")  # a JSDoc/Javadoc/PHPDoc block tag ends the description
 
 
 class CodesetError(ValueError):
@@ -76,13 +82,14 @@ class CodesetError(ValueError):
 
 
 def first_paragraph(docstring: str) -> str:
-    """The docstring up to its first blank line, whitespace collapsed to single spaces."""
-    return " ".join(re.split(r"\n\s*\n", docstring.strip(), maxsplit=1)[0].split())
+    """The docstring up to its first blank line or block tag (``@param``), whitespace collapsed to single spaces."""
+    paragraph = re.split(r"\n\s*\n", docstring.strip(), maxsplit=1)[0]
+    return " ".join(TAG_LINE.split("\n" + paragraph, maxsplit=1)[0].split())
 
 
 def is_test_path(path: str) -> bool:
     parts = PurePosixPath(path).parts
-    return any(TEST_PART.match(part.removesuffix(".py")) for part in parts)
+    return any(TEST_PART.match(part if i < len(parts) - 1 else PurePosixPath(part).stem) for i, part in enumerate(parts))
 
 
 def module_name(path: str) -> str:
@@ -116,6 +123,9 @@ def candidate_pairs(path: str, units: list[Unit], drops: Counter, *, min_query_w
         if unit.kind != "module" and simple_name.startswith("__") and simple_name.endswith("__"):
             drops["dunder"] += 1
             continue
+        if unit.kind == "method" and (simple_name in CONSTRUCTORS or simple_name == unit.name.rsplit(".", 2)[-2]):
+            drops["constructor"] += 1  # CodeSearchNet drops constructors; Java and C# name them after the class
+            continue
         query = first_paragraph(unit.docstring)
         words = len(query.split())
         if words < min_query_words:
@@ -136,6 +146,7 @@ def candidate_pairs(path: str, units: list[Unit], drops: Counter, *, min_query_w
             "end": unit.end,
             "query": query,
             "code": unit.code.strip("\n"),
+            "doc_span": list(unit.doc_span),
         })
     return pairs
 
@@ -146,7 +157,7 @@ def deduplicate(pairs: list[dict], drops: Counter) -> list[dict]:
     for pair in pairs:
         # The same code under another name is a copy too: compare with the defined name blanked out.
         simple = re.escape(pair["name"].rsplit(".", 1)[-1]) if pair["name"] else None
-        code = re.sub(rf"\b(def|class)\s+{simple}\b", r"\1 _", pair["code"], count=1) if simple else pair["code"]
+        code = re.sub(rf"\b{simple}\b", "_", pair["code"], count=1) if simple else pair["code"]
         key = hashlib.sha256(" ".join(code.split()).encode("utf-8")).digest()
         if key in seen:
             drops["duplicate code"] += 1
@@ -211,6 +222,75 @@ def check_paths(repo: Path, out: Path) -> None:
         raise CodesetError(f"{out} exists and is not a code-search set written by this builder; choose another --out")
 
 
+def read_pairs(tree: SourceTree, languages: tuple[str, ...], drops: Counter, files: Counter, texts: dict, *,
+               show_progress: bool, **filters) -> list[dict]:
+    """The pairs of every file of ``languages`` that parses cleanly; ``texts`` gets each such file's text."""
+    pairs = []
+    for source in tqdm(tree, desc="read files", unit="file", disable=not show_progress):
+        language = language_for(source.path)
+        if language.name not in languages:
+            files["other languages"] += 1
+            continue
+        if "\t" in source.path or "\n" in source.path:
+            files["tab or newline in path"] += 1
+            continue
+        try:  # CodeSearchNet kept files that parse; tree-sitter would recover, so ask it to be strict
+            units = language.units(source.text, strict=True) if hasattr(language, "query") else language.units(source.text)
+        except UnparsableError:
+            files["unparsable"] += 1
+            continue
+        files[f"read {language.name}"] += 1
+        texts[source.path] = (source.text, language.name)
+        pairs += candidate_pairs(source.path, units, drops, **filters)
+    return pairs
+
+
+def file_corpus(pairs: list[dict], texts: dict, mode: str, count_tokens, max_tokens: int) -> tuple[list[dict], list[tuple]]:
+    """Every file cut into chunks (``mode="chunks"``: by structure; ``"windows"``: line windows), queried docs blanked.
+
+    Returns the corpus rows and the judgments ``(query id, chunk id)``: the chunks that hold
+    lines of the query's function. Each pair's doc comment or docstring lines are blanked
+    (line numbers kept), so no chunk holds the query text itself.
+    """
+    blanks: dict[str, set[int]] = {}
+    for p in pairs:
+        if p["doc_span"]:
+            blanks.setdefault(p["path"], set()).update(range(p["doc_span"][0], p["doc_span"][1] + 1))
+    chunks: list[Chunk] = []
+    for path in sorted(texts):
+        text, language = texts[path]
+        lines = [("" if n in blanks.get(path, ()) else line) for n, line in enumerate(split_lines(text), 1)]
+        blanked = "\n".join(lines)
+        if mode == "chunks":
+            chunks += structural_chunks(path, blanked)
+        else:
+            chunks += [Chunk(path, u.start, u.end, u.kind, "", u.code, "text") for u in PLAIN_TEXT.units(blanked)]
+    chunks = fit_chunks(chunks, count_tokens, max_tokens)
+    by_path: dict[str, list[tuple[int, Chunk]]] = {}
+    rows = []
+    for i, chunk in enumerate(chunks):
+        doc_id = f"{chunk.path}#{i}"
+        by_path.setdefault(chunk.path, []).append((doc_id, chunk))
+        rows.append({"_id": doc_id, "title": chunk.title, "text": chunk.text,
+                     "metadata": {"path": chunk.path, "start": chunk.start, "end": chunk.end, "kind": chunk.kind}})
+    judged = [(f"q:{p['id']}", doc_id) for p in pairs for doc_id, c in by_path.get(p["path"], ())
+              if c.start <= p["end"] and c.end >= p["start"]]
+    return rows, judged
+
+
+def token_counter(tokenizer_path: str | Path):
+    """Token counts as the model embeds a text (special tokens included) with a Hugging Face tokenizer."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+    tokenizer.model_max_length = 1 << 30  # counting only: no "longer than the maximum" warnings
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+    return count
+
+
 def build_codeset(
     repo: str | Path,
     out: str | Path,
@@ -221,37 +301,35 @@ def build_codeset(
     max_query_words: int = MAX_QUERY_WORDS,
     min_code_lines: int = MIN_CODE_LINES,
     tokenizer: str | Path | None = None,
+    languages: tuple[str, ...] = DOCSTRING_LANGUAGES,
+    corpus: str = "units",
+    max_tokens: int = CHUNK_TOKENS,
     show_progress: bool = True,
 ) -> dict:
     """Write the code-search set of ``repo`` to ``out`` (BEIR layout) and return its statistics.
 
     ``tokenizer`` (a Hugging Face tokenizer folder) adds the documents' token lengths, as
-    embedded (``title + " " + text``), to the statistics.
+    embedded (``title + " " + text``), to the statistics. ``corpus="units"``: one document per
+    pair (CodeSearchNet); ``"chunks"`` / ``"windows"``: every file read, cut by structure or
+    into line windows of at most ``max_tokens`` (counted with ``tokenizer``, default the
+    offline MiniLM's), functions and methods only.
     """
     repo, out = Path(repo), Path(out)
     check_paths(repo, out)
+    if unknown := sorted(set(languages) - set(DOCSTRING_LANGUAGES)):
+        raise CodesetError(f"unknown language(s) {', '.join(unknown)}: choose among {', '.join(DOCSTRING_LANGUAGES)}")
     tree = SourceTree(repo, exclude=exclude, max_bytes=max_file_bytes, skip=[out, *out.parent.glob(f".{out.name}.*")])
-    drops, files, pairs = Counter(), Counter(), []
-    for source in tqdm(tree, desc="read files", unit="file", disable=not show_progress):
-        language = language_for(source.path)
-        if language.name not in DOCSTRING_LANGUAGES:
-            files["other languages"] += 1
-            continue
-        if "\t" in source.path or "\n" in source.path:
-            files["tab or newline in path"] += 1
-            continue
-        try:
-            units = language.units(source.text)
-        except UnparsableError:
-            files["unparsable"] += 1
-            continue
-        files["read"] += 1
-        pairs += candidate_pairs(source.path, units, drops, min_query_words=min_query_words,
-                                 max_query_words=max_query_words, min_code_lines=min_code_lines)
+    drops, files, texts = Counter(), Counter(), {}
+    pairs = read_pairs(tree, tuple(languages), drops, files, texts, show_progress=show_progress, min_query_words=min_query_words,
+                       max_query_words=max_query_words, min_code_lines=min_code_lines)
     pairs = deduplicate(pairs, drops)
+    if corpus != "units":
+        drops["module (file corpus)"] += sum(p["kind"] == "module" for p in pairs)
+        pairs = [p for p in pairs if p["kind"] != "module"]
     if not pairs:
+        read = sum(n for k, n in files.items() if k.startswith("read"))
         raise CodesetError(
-            f"no docstring/code pairs in {repo} ({files['read']} source files read, dropped: "
+            f"no docstring/code pairs in {repo} ({read} source files read, dropped: "
             f"{describe_skipped(drops)}; files skipped: {describe_skipped(tree.skipped)})"
         )
     assign_ids(pairs)
@@ -260,8 +338,9 @@ def build_codeset(
         "source": str(repo.resolve()),
         "filters": {
             "exclude": list(exclude), "max_file_bytes": max_file_bytes, "min_query_words": min_query_words,
-            "max_query_words": max_query_words, "min_code_lines": min_code_lines,
+            "max_query_words": max_query_words, "min_code_lines": min_code_lines, "languages": list(languages),
         },
+        "corpus": corpus,
         "counts": {
             "queries": len(pairs), "documents": len(pairs),
             "functions": sum(p["kind"] != "module" for p in pairs), "modules": sum(p["kind"] == "module" for p in pairs),
@@ -270,26 +349,34 @@ def build_codeset(
         "files": dict(sorted(files.items())),
         "files_skipped": dict(sorted(tree.skipped.items())),
     }
-    if tokenizer:
-        texts = [f"{p['title']} {p['code']}".strip() for p in pairs]
+    if tokenizer and corpus == "units":
+        texts_ = [f"{p['title']} {p['code']}".strip() for p in pairs]
         stats["tokens"] = {
-            "all": token_stats(texts, tokenizer),
-            "functions": token_stats([t for t, p in zip(texts, pairs) if p["kind"] != "module"], tokenizer),
-            "modules": token_stats([t for t, p in zip(texts, pairs) if p["kind"] == "module"], tokenizer),
+            "all": token_stats(texts_, tokenizer),
+            "functions": token_stats([t for t, p in zip(texts_, pairs) if p["kind"] != "module"], tokenizer),
+            "modules": token_stats([t for t, p in zip(texts_, pairs) if p["kind"] == "module"], tokenizer),
         }
-    corpus = "".join(
-        json.dumps({"_id": p["id"], "title": p["title"], "text": p["code"],
-                    "metadata": {"path": p["path"], "start": p["start"], "end": p["end"], "kind": p["kind"]}}, ensure_ascii=False) + "\n"
-        for p in pairs
-    )
+    if corpus == "units":
+        rows = [{"_id": p["id"], "title": p["title"], "text": p["code"],
+                 "metadata": {"path": p["path"], "start": p["start"], "end": p["end"], "kind": p["kind"]}} for p in pairs]
+        judged = [(f"q:{p['id']}", p["id"]) for p in pairs]
+    else:
+        rows, judged = file_corpus(pairs, texts, corpus, token_counter(tokenizer or default_model()), max_tokens)
+        stats["counts"]["documents"] = len(rows)
+    write_set(out, rows, pairs, judged, stats)
+    return stats
+
+
+def write_set(out: Path, rows: list[dict], pairs: list[dict], judged: list[tuple], stats: dict) -> None:
+    """The BEIR-layout folder, replaced as a whole."""
+    corpus = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     queries = "".join(json.dumps({"_id": f"q:{p['id']}", "text": p["query"]}, ensure_ascii=False) + "\n" for p in pairs)
-    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q:{p['id']}\t{p['id']}\t1\n" for p in pairs)
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in judged)
     with storage.directory(out) as tmp:
         storage.write_text(tmp / "corpus.jsonl", corpus)
         storage.write_text(tmp / "queries.jsonl", queries)
         storage.write_text(tmp / "qrels" / "test.tsv", qrels)
         storage.write_json(tmp / "codeset.json", stats)
-    return stats
 
 
 def format_stats(stats: dict, out: Path) -> str:
@@ -322,6 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-query-words", type=int, default=MAX_QUERY_WORDS, help=f"drop longer first paragraphs (default: {MAX_QUERY_WORDS}, CodeXGLUE's)")
     p.add_argument("--min-code-lines", type=int, default=MIN_CODE_LINES, help=f"drop code with fewer non-blank lines once the docstring is removed (default: {MIN_CODE_LINES}, CodeSearchNet's)")
     p.add_argument("--tokenizer", default=None, metavar="DIR", help="Hugging Face tokenizer folder: report the documents' token lengths (share over 512 / 2,048 / 8,192)")
+    p.add_argument("--languages", default=",".join(DOCSTRING_LANGUAGES), type=lambda t: tuple(x for x in t.split(",") if x),
+                   metavar="LANG,...", help=f"languages to read, comma-separated (default: all: {', '.join(DOCSTRING_LANGUAGES)})")
+    p.add_argument("--corpus", default="units", choices=["units", "chunks", "windows"],
+                   help="units: one document per pair, the function without its doc (CodeSearchNet, default); chunks: every "
+                   "file read, cut by language structure as `python -m retrieval index` cuts it; windows: the same files "
+                   "in line windows; for chunks/windows the relevant documents are those holding the function's lines")
+    p.add_argument("--max-tokens", type=int, default=CHUNK_TOKENS, help=f"chunks/windows: tokens per chunk, counted with --tokenizer "
+                   f"(default: {CHUNK_TOKENS}, the default model's maximum; default tokenizer: the default model's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -332,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = build_codeset(
             args.repo, args.out, exclude=args.exclude, max_file_bytes=args.max_file_size, min_query_words=args.min_query_words,
             max_query_words=args.max_query_words, min_code_lines=args.min_code_lines, tokenizer=args.tokenizer,
-            show_progress=not args.quiet,
+            languages=args.languages, corpus=args.corpus, max_tokens=args.max_tokens, show_progress=not args.quiet,
         )
     except (CodesetError, PatternError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

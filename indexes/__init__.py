@@ -2,10 +2,14 @@
 
 ``FaissIndex``: one vector per document, any FAISS factory string.
 ``MultiVectorIndex``: ColBERT token embeddings, IVF candidates and exact MaxSim re-ranking.
+``LexicalIndex``: BM25 over texts on bm25s.
+
+All of them: ``delete``, ``compact``, ``live_ids`` and ``search(..., subset=ids)`` (see :class:`Index`).
 """
 
 from indexes.base import Index, IndexFormatError, SearchResult
+from indexes.lexical import LexicalIndex
 from indexes.multi_vector import MultiVectorIndex, maxsim
 from indexes.single_vector import FaissIndex
 
-__all__ = ["FaissIndex", "Index", "IndexFormatError", "MultiVectorIndex", "SearchResult", "maxsim"]
+__all__ = ["FaissIndex", "Index", "IndexFormatError", "LexicalIndex", "MultiVectorIndex", "SearchResult", "maxsim"]

@@ -35,6 +35,34 @@ def check_k(k) -> None:
         raise ValueError(f"k must be a positive integer, not {k!r}")
 
 
+def allowed_positions(position: dict[str, int], deleted: np.ndarray, subset) -> np.ndarray:
+    """Which positions a search may return: live documents, and of those only ``subset``'s when given.
+
+    ``position`` maps each live id to its position; ids of ``subset`` not in it (unknown or
+    deleted) are ignored, so a filter built from stale metadata cannot fail a search.
+    """
+    if subset is None:
+        return ~np.asarray(deleted, dtype=bool)
+    if isinstance(subset, (str, bytes)):
+        raise TypeError("subset must be an iterable of document ids, not one string")
+    allowed = np.zeros(len(deleted), dtype=bool)
+    allowed[[position[i] for i in map(str, subset) if i in position]] = True
+    return allowed
+
+
+def delete_positions(position: dict[str, int], deleted: np.ndarray, ids) -> list[int]:
+    """Tombstone ``ids``: drop them from ``position``, set ``deleted``; KeyError naming unknown ids, nothing changed."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be an iterable of document ids, not one string")
+    ids = list(dict.fromkeys(map(str, ids)))
+    unknown = [i for i in ids if i not in position]
+    if unknown:
+        raise KeyError(f"not in the index: {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}")
+    gone = [position.pop(i) for i in ids]
+    deleted[gone] = True
+    return gone
+
+
 @dataclass
 class SearchResult:
     """Hits for a batch of queries, best first; a query may get fewer than ``k`` hits."""
@@ -44,22 +72,44 @@ class SearchResult:
 
 
 class Index(ABC):
-    """Documents identified by string ids, searched by query embeddings.
+    """Documents identified by string ids, searched by queries.
 
-    Implementations: :class:`indexes.FaissIndex` (one vector per document) and
-    :class:`indexes.MultiVectorIndex` (token vectors). Both are safe from threads: searches
+    Implementations: :class:`indexes.FaissIndex` (one vector per document),
+    :class:`indexes.MultiVectorIndex` (token vectors) and :class:`indexes.LexicalIndex` (BM25 on
+    texts; ``add`` takes texts and ``search`` query texts). All are safe from threads: searches
     run concurrently, changes one at a time and never beside a search.
+
+    Every index has the same change and filter semantics:
+
+    - ``delete(ids)`` removes documents at once (a search never returns them again); an unknown
+      id raises KeyError and nothing is deleted. Indexes that cannot remove in place keep
+      tombstones until :meth:`compact`. Upsert is ``delete`` then ``add``.
+    - ``compact()`` drops the tombstones' data; afterwards searches equal those of an index
+      built from scratch with the remaining documents (on the same trained quantizers); a no-op
+      where there are none.
+    - ``search(queries, k, *, subset=None)``: ``subset`` is an iterable of ids the search is
+      restricted to, applied inside the search (FAISS ID selectors, candidate masks, bm25s
+      weight masks), so the result equals a brute-force ranking of the subset by the index's
+      own scores, never a post-filtered fixed top-k. Ids of ``subset`` not in the index are ignored.
     """
 
-    ids: list[str]  # every document added, in the index's order
+    ids: list[str]  # every document position, in the index's order (deleted ones too until compaction)
 
     @abstractmethod
     def add(self, ids: list[str], embeddings) -> None:
-        """Add documents; ids must be new."""
+        """Add documents; ids must be new (or deleted before)."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-``k`` documents of each query, highest score first."""
+    def search(self, queries, k: int, *, subset=None) -> SearchResult:
+        """Top-``k`` documents of each query, highest score first, among ``subset`` when given."""
+
+    def delete(self, ids) -> None:
+        """Remove documents by id; KeyError for an unknown id, with nothing changed."""
+        raise NotImplementedError
+
+    def compact(self) -> None:
+        """Drop what deleted documents still occupy; searches then equal a rebuilt index's."""
+        raise NotImplementedError
 
     @abstractmethod
     def save(self, path: str | Path) -> None:
@@ -72,7 +122,7 @@ class Index(ABC):
 
     @abstractmethod
     def __len__(self) -> int:
-        """Number of documents."""
+        """Number of live documents."""
 
     def live_ids(self) -> list[str]:
         """Ids of the documents a search can return, in the index's order (deleted ones left out)."""

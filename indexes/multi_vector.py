@@ -23,6 +23,13 @@ Search, per query with token embeddings Q:
 ``exhaustive=True`` skips 1-2 and scores every document on its decoded tokens;
 :func:`maxsim` scores raw embeddings and is the reference.
 
+Deletes are tombstones, a candidate mask inside step 2 (so are ``subset`` filters); a subset no
+larger than ``rerank`` skips 1-2 and is scored exactly, since the exact re-scoring of ``rerank``
+documents is what an unfiltered search spends anyway, while candidate generation would miss
+subset documents whose tokens sit in unprobed centroids. :meth:`MultiVectorIndex.compact` drops
+the deleted codes by array slicing (no re-encoding): the arrays equal those of an index that
+added only the remaining documents to the same trained codec.
+
 Examples
 --------
 >>> import numpy as np
@@ -45,7 +52,9 @@ import numpy as np
 import torch
 
 from indexes import storage
-from indexes.base import Index, IndexFormatError, SearchResult, check_finite, check_k, claim_ids
+from indexes.base import (
+    Index, IndexFormatError, SearchResult, allowed_positions, check_finite, check_k, claim_ids, delete_positions,
+)
 from indexes.locking import ReadWriteLock
 
 FORMAT = "faiss-multi-vector"
@@ -118,7 +127,7 @@ class MultiVectorIndex(Index):
         ``nlist * train_tokens_per_centroid`` tokens.
 
     Threads: ``search`` runs concurrently from any number of threads; ``add``, ``delete``,
-    ``train`` and the lazy training of the first search run one at a time and never beside a
+    ``compact``, ``train`` and the lazy training of the first search run one at a time and never beside a
     search (a readers-writer lock), so a search never sees arrays from two different states.
     """
 
@@ -149,6 +158,22 @@ class MultiVectorIndex(Index):
         self.deleted = np.zeros(0, dtype=bool)
         self._pending: list[np.ndarray] = []  # fp16 tokens of documents added before training
         self._lock = ReadWriteLock()
+
+    @classmethod
+    def like(cls, other: "MultiVectorIndex") -> "MultiVectorIndex":
+        """An empty index with ``other``'s settings and (a copy of) its trained codec.
+
+        Documents added to it are encoded exactly as ``other`` encodes them: shards of one
+        collection, or the reference a compacted index is compared with.
+        """
+        new = cls(other.dim, nbits=other.nbits, nlist=other.nlist, nprobe=other.nprobe, rerank=other.rerank,
+                  kmeans_iters=other.kmeans_iters, train_tokens_per_centroid=other.train_tokens_per_centroid, seed=other.seed)
+        if other.codec is not None:
+            new.codec = faiss.clone_index(other.codec)
+            new._cache_codec_params()
+            new.codes = np.zeros((0, new.codec.sa_code_size()), dtype=np.uint8)
+            new.list_offsets = np.zeros(new.nlist + 1, dtype=np.int64)
+        return new
 
     @property
     def search_params(self) -> str:
@@ -252,14 +277,37 @@ class MultiVectorIndex(Index):
         return sum(codes[:, b].astype(np.int64) << (8 * b) for b in range(width))
 
     def delete(self, ids) -> None:
-        """Remove documents by id (their codes stay until the index is rebuilt; they are never returned)."""
-        ids = [str(i) for i in ids]
-        unknown = [i for i in dict.fromkeys(ids) if i not in self._position]
-        if unknown:
-            raise KeyError(f"not in the index: {', '.join(map(repr, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}")
+        """Remove documents by id at once (tombstones: never returned; their codes stay until :meth:`compact`).
+
+        KeyError for an unknown id, with nothing deleted.
+        """
         with self._lock.write():
-            for doc_id in ids:
-                self.deleted[self._position.pop(doc_id)] = True
+            delete_positions(self._position, self.deleted, ids)
+
+    def compact(self) -> None:
+        """Drop the deleted documents' codes and inverted-list entries, renumbering the rest in order.
+
+        The arrays then equal those of an index that added only the remaining documents to the
+        same trained codec (same codes, same lists), so searches give the same ids and scores.
+        """
+        with self._lock.write():
+            if not self.deleted.any():
+                return
+            keep = ~self.deleted
+            if self.codec is None:  # untrained: the fp16 tokens wait in _pending, one array per document
+                self._pending = [t for t, kept in zip(self._pending, keep) if kept]
+            else:
+                rows, lengths = self._rows(np.flatnonzero(keep))
+                renumber = (np.cumsum(keep) - 1).astype(np.int32)
+                entry_lists = np.repeat(np.arange(self.nlist), np.diff(self.list_offsets))
+                live = keep[self.list_docs]
+                self.codes = np.ascontiguousarray(self.codes[rows])
+                self.doc_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+                self.list_docs = renumber[self.list_docs[live]]
+                self.list_offsets = np.concatenate([[0], np.cumsum(np.bincount(entry_lists[live], minlength=self.nlist))]).astype(np.int64)
+            self.ids = [self.ids[i] for i in np.flatnonzero(keep)]
+            self.deleted = np.zeros(len(self.ids), dtype=bool)
+            self._position = {doc_id: i for i, doc_id in enumerate(self.ids)}
 
     def live_ids(self) -> list[str]:
         """Ids not deleted, in the index's order (``ids`` keeps the deleted ones: codes are positional)."""
@@ -309,8 +357,8 @@ class MultiVectorIndex(Index):
             start = stop
         return scores
 
-    def _candidates(self, scores: np.ndarray, nprobe: int, rerank: int) -> np.ndarray:
-        """The ``rerank`` best documents by centroid interaction; ``scores``: (query tokens, nlist)."""
+    def _candidates(self, scores: np.ndarray, nprobe: int, rerank: int, allowed: np.ndarray) -> np.ndarray:
+        """The ``rerank`` best ``allowed`` documents by centroid interaction; ``scores``: (query tokens, nlist)."""
         nprobe = min(nprobe, self.nlist)
         probe = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
         gains = np.take_along_axis(scores, probe, axis=1)
@@ -324,17 +372,21 @@ class MultiVectorIndex(Index):
         token = np.repeat(np.arange(len(scores)), nprobe)
         np.maximum.at(best, (np.repeat(token, counts), where), np.repeat(gains.ravel(), counts))
         approx = best.sum(axis=0)
-        live = ~self.deleted[candidates]
+        live = allowed[candidates]  # the candidate mask: deleted documents and those outside a subset
         candidates, approx = candidates[live], approx[live]
         if len(candidates) > rerank:
             candidates = candidates[np.argpartition(-approx, rerank - 1)[:rerank]]
         return candidates
 
-    def search(self, queries, k: int, *, nprobe: int | None = None, rerank: int | None = None, exhaustive: bool = False) -> SearchResult:
+    def search(self, queries, k: int, *, subset=None, nprobe: int | None = None, rerank: int | None = None,
+               exhaustive: bool = False) -> SearchResult:
         """Top-``k`` documents of each query (``queries[i]``: token embeddings ``(n_i, dim)``).
 
+        ``subset``: ids the search is restricted to, a candidate mask inside the search; when
+        the subset holds no more documents than ``rerank``, all of them are scored exactly (the
+        budget reranking spends anyway), so the result equals exhaustive MaxSim over the subset.
         ``nprobe`` and ``rerank`` override the index's settings for this call;
-        ``exhaustive`` scores every document with exact MaxSim on the stored tokens.
+        ``exhaustive`` scores every allowed document with exact MaxSim on the stored tokens.
         """
         check_k(k)
         checked = []
@@ -346,17 +398,21 @@ class MultiVectorIndex(Index):
             checked.append(q)
         self.train()
         with self._lock.read():
-            return self._search(checked, k, nprobe, rerank, exhaustive)
+            return self._search(checked, k, subset, nprobe or self.nprobe, rerank or self.rerank, exhaustive)
 
-    def _search(self, queries: list[np.ndarray], k: int, nprobe, rerank, exhaustive: bool) -> SearchResult:
+    def _search(self, queries: list[np.ndarray], k: int, subset, nprobe: int, rerank: int, exhaustive: bool) -> SearchResult:
         ids, scores = [], []
         if self.codec is None or not len(self):
             return SearchResult(ids=[[] for _ in queries], scores=[[] for _ in queries])
-        everyone = np.flatnonzero(~self.deleted)
+        allowed = allowed_positions(self._position, self.deleted, subset)
+        everyone = np.flatnonzero(allowed)
         for q in queries:
             q = torch.from_numpy(normalize(q))
             centroid_scores = q @ self._centroids.T  # (query tokens, nlist)
-            docs = everyone if exhaustive else self._candidates(centroid_scores.numpy(), nprobe or self.nprobe, rerank or self.rerank)
+            if exhaustive or len(everyone) <= rerank:
+                docs = everyone
+            else:
+                docs = self._candidates(centroid_scores.numpy(), nprobe, rerank, allowed)
             exact = self._exact(q, centroid_scores, docs)
             top = np.argsort(-exact, kind="stable")[:k]
             ids.append([self.ids[d] for d in docs[top]])

@@ -27,11 +27,13 @@ import faiss
 import numpy as np
 
 from indexes import storage
-from indexes.base import Index, IndexFormatError, SearchResult, check_k, claim_ids, check_finite
+from indexes.base import (
+    Index, IndexFormatError, SearchResult, allowed_positions, check_finite, check_k, claim_ids, delete_positions,
+)
 from indexes.locking import ReadWriteLock
 
 FORMAT = "faiss-single-vector"
-VERSION = 1
+VERSION = 2  # 2: tombstones ("deleted" positions) in index.json
 INDEX_FILE = "index.faiss"
 META_FILE = "index.json"
 METRICS = {"cosine": faiss.METRIC_INNER_PRODUCT, "ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
@@ -82,29 +84,53 @@ class FaissIndex(Index):
             raise ValueError(f"invalid FAISS factory string {factory!r} for dim {dim}: {exc}") from exc
         self._init(index, factory, metric, search_params, ids=[])
 
-    def _init(self, index, factory, metric, search_params, ids):
+    def _init(self, index, factory, metric, search_params, ids, deleted=()):
         self.index = index
         self.dim = index.d
         self.factory = factory
         self.metric = metric
-        self.ids: list[str] = ids  # all documents, in FAISS's internal order
-        self._position = {doc_id: i for i, doc_id in enumerate(ids)}
+        self.ids: list[str] = ids  # every position, in FAISS's internal order (label j is ids[j]); deleted ones too
+        self.deleted = np.zeros(len(ids), dtype=bool)
+        self.deleted[list(deleted)] = True
+        self._position = {doc_id: i for i, doc_id in enumerate(ids) if not self.deleted[i]}  # live documents
         self._pending: list[np.ndarray] = []  # added before training; the last rows of self.ids
         self._lock = ReadWriteLock()
         self.set_search_params(default_search_params(index) if search_params is None else search_params)
 
+    @classmethod
+    def like(cls, other: "FaissIndex") -> "FaissIndex":
+        """An empty index with ``other``'s factory, metric, search parameters and training (if trained).
+
+        Vectors added to it are encoded as ``other`` encodes them: shards of one collection,
+        or the reference a compacted index is compared with.
+        """
+        other.train()
+        with other._lock.read():
+            index = faiss.clone_index(other.index)
+        index.reset()
+        self = cls.__new__(cls)
+        self._init(index, other.factory, other.metric, other.search_params, ids=[])
+        return self
+
     def set_search_params(self, params: str) -> None:
         """Apply FAISS search-time parameters (``"nprobe=32,efSearch=256"``)."""
         with self._lock.write():
-            if params:
-                try:
-                    faiss.ParameterSpace().set_index_parameters(self.index, params)
-                except RuntimeError as exc:
-                    raise ValueError(f"search parameters {params!r} do not apply to {self.factory!r}: {exc}") from exc
+            self._apply_params(self.index, params)
             self.search_params = params
 
+    def _apply_params(self, index, params: str) -> None:
+        if params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(index, params)
+            except RuntimeError as exc:
+                raise ValueError(f"search parameters {params!r} do not apply to {self.factory!r}: {exc}") from exc
+
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._position)
+
+    def live_ids(self) -> list[str]:
+        """Ids not deleted, in the index's order."""
+        return [doc_id for doc_id, gone in zip(self.ids, self.deleted) if not gone]
 
     def _prepare(self, vectors) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
@@ -125,6 +151,7 @@ class FaissIndex(Index):
             start = len(self.ids)
             claim_ids(self._position, ids, start)
             self.ids.extend(ids)
+            self.deleted = np.concatenate([self.deleted, np.zeros(len(ids), dtype=bool)])
             if self.index.is_trained:
                 self.index.add(x)
             else:
@@ -150,14 +177,21 @@ class FaissIndex(Index):
         self.index.add(x)
         self._pending = []
 
-    def search(self, queries, k: int) -> SearchResult:
+    def search(self, queries, k: int, *, subset=None) -> SearchResult:
+        """Top-``k`` documents of each query; ``subset`` (ids) restricts the search inside FAISS (see :meth:`_filtered`)."""
         check_k(k)
         q = self._prepare(queries)
         self.train()
         with self._lock.read():
-            if not self.ids:
+            filtered = subset is not None or self.deleted.any()
+            allowed = allowed_positions(self._position, self.deleted, subset) if filtered else None
+            count = len(self._position) if allowed is None else int(allowed.sum())
+            if not count:
                 return SearchResult(ids=[[] for _ in q], scores=[[] for _ in q])
-            scores, labels = self.index.search(q, min(k, self.index.ntotal))
+            if allowed is None:
+                scores, labels = self.index.search(q, min(k, count))
+            else:
+                scores, labels = self._filtered(q, min(k, count), allowed, count)
             ids = self.ids
         if self.metric == "l2":
             scores = -scores
@@ -167,6 +201,103 @@ class FaissIndex(Index):
             hits.append([ids[j] for j in row_labels[keep]])
             out_scores.append(row_scores[keep].tolist())
         return SearchResult(ids=hits, scores=out_scores)
+
+    def _filtered(self, q: np.ndarray, k: int, allowed: np.ndarray, count: int):
+        """FAISS search restricted to the ``allowed`` positions through an ``IDSelectorBitmap``.
+
+        The selector rides in the index's own SearchParameters (IVF: nprobe, max_codes; HNSW:
+        efSearch at least k), so an allowed document is scored exactly as unfiltered. Where
+        the restriction would starve the approximate search, it turns exhaustive over the
+        subset: IVF probes every list when the subset holds no more vectors than the usual
+        probe scans (membership is checked before any distance); HNSW, and indexes whose search
+        takes no selector (``PQ``, ``RFlat``), score the subset's stored vectors exactly when
+        ``count**2 <= efSearch * M * ntotal`` (a filtered graph walk visits about
+        ``efSearch * M * ntotal / count`` nodes) or always, respectively.
+        """
+        core, outer = self._core()
+        if isinstance(core, faiss.IndexHNSW) and outer is None and count**2 <= core.hnsw.efSearch * core.hnsw.nb_neighbors(0) * len(allowed):
+            return self._exact_subset(q, k, np.flatnonzero(allowed))
+        bits = np.packbits(allowed, bitorder="little")  # FAISS's bitmap: bit i & 7 of byte i >> 3
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        if isinstance(core, faiss.IndexIVF):
+            nprobe = core.nlist if count * core.nlist <= len(allowed) * core.nprobe else core.nprobe
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe, max_codes=core.max_codes)
+        elif isinstance(core, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(core.hnsw.efSearch, k))
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        if outer is not None:
+            params = faiss.SearchParametersPreTransform(index_params=params)
+        try:
+            return self.index.search(q, k, params=params)
+        except RuntimeError:  # this index type takes no selector
+            return self._exact_subset(q, k, np.flatnonzero(allowed))
+
+    def _exact_subset(self, q: np.ndarray, k: int, positions: np.ndarray, chunk: int = 1 << 16):
+        """Exhaustive search over the stored (reconstructed) vectors of ``positions``: the index's own scores."""
+        flat = faiss.IndexFlat(self.dim, self.index.metric_type)
+        for start in range(0, len(positions), chunk):
+            flat.add(self.index.reconstruct_batch(positions[start : start + chunk]))
+        scores, labels = flat.search(q, k)
+        return scores, np.where(labels >= 0, positions[np.maximum(labels, 0)], -1)
+
+    def _core(self):
+        """``(the IVF / HNSW / flat index that searches, the IndexPreTransform around it or None)``."""
+        index = faiss.downcast_index(self.index)
+        if isinstance(index, faiss.IndexPreTransform):
+            return faiss.downcast_index(index.index), index
+        return index, None
+
+    # -- deleting -----------------------------------------------------------------------------
+    def delete(self, ids) -> None:
+        """Remove documents at once (tombstones, excluded inside every search until :meth:`compact`); KeyError for an unknown id."""
+        with self._lock.write():
+            delete_positions(self._position, self.deleted, ids)
+
+    def compact(self) -> None:
+        """Drop deleted vectors: IVF lists rewritten without them (codes kept, labels renumbered), flat
+        codes through FAISS ``remove_ids``, HNSW rebuilt from its stored vectors; then searches equal an
+        index of the remaining documents added to the same trained quantizers.
+        """
+        with self._lock.write():
+            if not self.deleted.any():
+                return
+            keep = ~self.deleted
+            stored = self.index.ntotal
+            if stored:
+                self.index = self._compacted(keep[:stored])
+            if self._pending:
+                rest = np.concatenate(self._pending)[keep[stored:]]
+                self._pending = [rest] if len(rest) else []
+            self.ids = [self.ids[i] for i in np.flatnonzero(keep)]
+            self.deleted = np.zeros(len(self.ids), dtype=bool)
+            self._position = {doc_id: i for i, doc_id in enumerate(self.ids)}
+
+    def _compacted(self, keep: np.ndarray):
+        core, outer = self._core()
+        if isinstance(core, faiss.IndexIVF):
+            compact_ivf(core, keep)
+            if outer is not None:
+                outer.ntotal = core.ntotal
+            return self.index
+        if not isinstance(core, faiss.IndexHNSW):
+            gone = np.flatnonzero(~keep).astype(np.int64)
+            try:  # flat codes (Flat, PQ, SQ) remove in place, keeping the order: labels stay positions
+                self.index.remove_ids(faiss.IDSelectorBatch(len(gone), faiss.swig_ptr(gone)))
+                return self.index
+            except RuntimeError:
+                pass
+        return self._rebuilt(np.flatnonzero(keep))
+
+    def _rebuilt(self, positions: np.ndarray, chunk: int = 1 << 16):
+        """A fresh index of the factory holding the stored vectors of ``positions`` (trained on them if it must be)."""
+        index = faiss.index_factory(self.dim, self.factory, self.index.metric_type)
+        if not index.is_trained:
+            index.train(self.index.reconstruct_batch(positions))
+        for start in range(0, len(positions), chunk):
+            index.add(self.index.reconstruct_batch(positions[start : start + chunk]))
+        self._apply_params(index, self.search_params)
+        return index
 
     def save(self, path) -> Path:
         """Write ``index.faiss`` (FAISS native) and ``index.json`` (ids, settings, checksum) atomically."""
@@ -183,6 +314,7 @@ class FaissIndex(Index):
                 "search_params": self.search_params,
                 "num_documents": len(self.ids),
                 "ids": self.ids,
+                "deleted": np.flatnonzero(self.deleted).tolist(),  # tombstones are kept: a loaded index searches the same
             }
             storage.write_description(tmp, META_FILE, meta, [INDEX_FILE])
         return path
@@ -213,6 +345,36 @@ class FaissIndex(Index):
                 f"{path}: index holds {index.ntotal} vectors of dim {index.d}, "
                 f"description lists {len(ids) if isinstance(ids, list) else '?'} ids of dim {meta.get('dim')}"
             )
+        deleted = meta.get("deleted", [])
+        if not isinstance(deleted, list) or not all(isinstance(i, int) and 0 <= i < len(ids) for i in deleted):
+            raise IndexFormatError(f"{path / META_FILE}: 'deleted' is not a list of positions below {len(ids)}")
         self = cls.__new__(cls)
-        self._init(index, meta["factory"], meta["metric"], meta.get("search_params", ""), ids=ids)
+        self._init(index, meta["factory"], meta["metric"], meta.get("search_params", ""), ids=ids, deleted=deleted)
         return self
+
+
+def compact_ivf(ivf, keep: np.ndarray) -> None:
+    """Rewrite the inverted lists of ``ivf`` without the entries whose label ``j`` has ``keep[j]`` False.
+
+    Codes are copied as stored (no re-encoding) and labels renumbered to ``0..kept-1`` in order,
+    so each list is what adding the kept vectors to the same trained index would give.
+    """
+    renumber = np.cumsum(keep, dtype=np.int64) - 1
+    lists, size = ivf.invlists, ivf.code_size
+    fresh = faiss.ArrayInvertedLists(ivf.nlist, size)
+    for list_no in range(ivf.nlist):
+        n = lists.list_size(list_no)
+        if not n:
+            continue
+        labels = faiss.rev_swig_ptr(lists.get_ids(list_no), n).copy()
+        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), n * size).reshape(n, size)
+        mask = keep[labels]
+        if mask.any():
+            kept_codes = np.ascontiguousarray(codes[mask])
+            kept_labels = np.ascontiguousarray(renumber[labels[mask]])
+            fresh.add_entries(list_no, int(mask.sum()), faiss.swig_ptr(kept_labels), faiss.swig_ptr(kept_codes))
+    ivf.replace_invlists(fresh, True)
+    fresh.this.disown()  # the index owns it now
+    ivf.ntotal = int(keep.sum())
+    if ivf.direct_map.type != faiss.DirectMap.NoMap:
+        ivf.make_direct_map(True)

@@ -8,8 +8,9 @@ overwrite the first and raises a ``KeyError`` on qrels naming unknown queries. T
 reads them itself (:func:`read_corpus`, :func:`read_queries`, :func:`read_qrels`), checking
 every line and field: each bad one is a :class:`DataError` naming file and line (a repeated
 id names both lines; a file that is not a regular file, a FIFO say, is named, never opened).
-Qrels with unknown ids are dropped with a counted warning (:func:`join_judgments`, shared
-by every loader).
+Judgments of unknown query ids are dropped, those naming unknown documents kept apart as
+relevant-but-unretrievable (``BeirData.unretrievable``, scored by an evaluation as MTEB and
+BEIR score them), both counted in a warning (:func:`join_judgments`, shared by every loader).
 
 Hub datasets (MLDR, CoIR) are found by :func:`find_hub_dataset` (a BEIR-layout folder first,
 then a local copy of the repository, then the hub) and read through ``datasets`` by
@@ -48,6 +49,20 @@ class BeirData:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     warnings: list[str] = field(default_factory=list)
+    # judgments naming documents the corpus lacks: relevant but unretrievable, scored as misses (MTEB/BEIR protocol)
+    unretrievable: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def evaluation_qrels(self) -> dict[str, dict[str, int]]:
+        """Every judgment of a known query, ``unretrievable`` ones included: what an evaluation scores against.
+
+        A query whose only judged documents are missing is kept and scores 0, as in MTEB and BEIR
+        (dropping it raised SciFact-like scores by ~0.002); ``qrels`` (known documents only) is what
+        training and mining take as positives.
+        """
+        merged = {q: dict(j) for q, j in self.qrels.items()}
+        for q, judged in self.unretrievable.items():
+            merged.setdefault(q, {}).update(judged)
+        return merged
 
 
 def default_data_dir() -> Path:
@@ -334,10 +349,12 @@ def load_beir(path: str | Path, split: str = "test") -> BeirData:
 
 def join_judgments(corpus: dict, queries: dict, judgments: dict, *, qrels_name: str, queries_name: str,
                    corpus_name: str) -> BeirData:
-    """A :class:`BeirData` of the judgments whose query and document are known, the others counted in warnings.
+    """A :class:`BeirData` of the judgments of known queries, each unknown id counted in a warning.
 
     Every loader ends here (BEIR files, hub datasets), so unknown ids read the same whatever the source;
-    the ``*_name`` arguments say where each part came from in the messages.
+    the ``*_name`` arguments say where each part came from in the messages. Judgments of unknown query ids
+    are dropped. Judgments naming unknown documents are kept apart in ``unretrievable``: the evaluation
+    scores them as relevant documents no retriever can return (MTEB/BEIR), training never sees them.
 
     Raises
     ------
@@ -346,24 +363,31 @@ def join_judgments(corpus: dict, queries: dict, judgments: dict, *, qrels_name: 
     """
     warnings = []
     qrels: dict[str, dict[str, int]] = {}
+    unretrievable: dict[str, dict[str, int]] = {}
     unknown_queries, unknown_docs = set(), 0
     for qid, judged in judgments.items():
         if qid not in queries:
             unknown_queries.add(qid)
             continue
         known = {did: score for did, score in judged.items() if did in corpus}
-        unknown_docs += len(judged) - len(known)
+        missing = {did: score for did, score in judged.items() if did not in corpus}
+        unknown_docs += len(missing)
         if known:
             qrels[qid] = known
+        if missing:
+            unretrievable[qid] = missing
     if unknown_queries:
         warnings.append(f"{qrels_name}: skipped judgments of {len(unknown_queries)} query ids not in {queries_name}")
     if unknown_docs:
-        warnings.append(f"{qrels_name}: skipped {unknown_docs} judgments naming corpus ids not in {corpus_name}")
+        warnings.append(f"{qrels_name}: {unknown_docs} judgments naming corpus ids not in {corpus_name} kept as relevant "
+                        f"but unretrievable ({len(unretrievable)} queries; scored as misses, as MTEB and BEIR do)")
     for w in warnings:
         logger.warning(w)
     if not qrels:
         raise DataError(f"{qrels_name}: no judgment names a known query and document: nothing to evaluate")
-    return BeirData(corpus=corpus, queries={qid: queries[qid] for qid in qrels}, qrels=qrels, warnings=warnings)
+    kept = [qid for qid in judgments if qid in qrels or qid in unretrievable]
+    return BeirData(corpus=corpus, queries={qid: queries[qid] for qid in kept}, qrels=qrels, warnings=warnings,
+                    unretrievable=unretrievable)
 
 
 @dataclass

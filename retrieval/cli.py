@@ -1,7 +1,9 @@
 """What every ``python -m retrieval`` command shares: the trust flag's words and the one error boundary.
 
 Each command is a module with ``add_command(commands)`` (adds its subparser, sets ``run``) so
-commands are written apart and wired in one place, :mod:`retrieval.__main__`.
+commands are written apart and wired in one place, :mod:`retrieval.__main__`. Nothing heavy is
+imported here (torch costs 1-2 s): the error types of ``encoder`` and ``indexes`` are looked up
+only where those packages were loaded, since an error of theirs can come from nowhere else.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from encoder import ModelLoadError
-from indexes import IndexFormatError
+_ERROR_TYPES = (("encoder.sentence", "ModelLoadError"), ("indexes.base", "IndexFormatError"))
 
 TRUST_HELP = (
     "let the model folder name module code outside the toolkit's allow-list (sentence-transformers, PyLate, "
@@ -18,11 +19,17 @@ TRUST_HELP = (
 )
 
 
+def _reported_errors() -> tuple[type[BaseException], ...]:
+    """ValueError, and the toolkit's own error types of the packages loaded so far."""
+    loaded = (getattr(sys.modules.get(module), name, None) for module, name in _ERROR_TYPES)
+    return (ValueError, *(kind for kind in loaded if kind is not None))
+
+
 def run_reporting_errors(run: Callable[[], int]) -> int:
     """Run a command; bad input ends as ``error: <what is wrong>`` on stderr and exit code 2, never a traceback."""
     try:
         return run()
-    except (ModelLoadError, IndexFormatError, ValueError) as exc:  # CodebaseError is a ValueError
+    except _reported_errors() as exc:  # CodebaseError, ServiceError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a folder that cannot be read or written

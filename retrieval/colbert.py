@@ -11,37 +11,15 @@ Examples
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from encoder import ModelLoadError, default_model, resolve_dtype, token_lengths, use_packed_modernbert
-from encoder.sentence import check_folder, default_device, guard_tokenizer
+from encoder import token_lengths
 from indexes import MultiVectorIndex
-from retrieval.retriever import MODEL_DIR, Retriever
+from retrieval.chunking import DEFAULT_OVERLAP, Chunker
+from retrieval.rerank import load_colbert
+from retrieval.retriever import MODEL_DIR, Retriever, lexical_index
 
-
-def load_colbert(name: str | None = None, *, device: str | None = None, dtype: str = "auto", max_length: int | None = None,
-                 query_length: int | None = None, trust_remote_code: bool = False):
-    """A ``pylate.models.ColBERT`` by hub id or folder; a plain encoder gets PyLate's fresh 128-d projection.
-
-    ModernBERT-based models run through the packed encoder (:func:`encoder.use_packed_modernbert`).
-    A folder is checked first (:func:`encoder.safe_loading.check_model_folder`) and read without
-    any hub call; ``trust_remote_code`` lets it name code outside the toolkit's allow-list.
-    """
-    from pylate import models
-
-    name = str(name or default_model())
-    local = Path(name).is_dir()
-    check_folder(name, trust_remote_code)
-    device = device or default_device()
-    try:
-        model = models.ColBERT(name, device=device, document_length=max_length, query_length=query_length,
-                               trust_remote_code=trust_remote_code, local_files_only=local)
-    except Exception as exc:
-        raise ModelLoadError(f"could not load ColBERT model {name!r}: {type(exc).__name__}: {exc}") from exc
-    guard_tokenizer(model)
-    return use_packed_modernbert(model).to(resolve_dtype(dtype, device)).eval()
+__all__ = ["ColbertRetriever", "load_colbert"]  # load_colbert lives in retrieval.rerank, below the retrievers
 
 
 class ColbertRetriever(Retriever):
@@ -55,7 +33,12 @@ class ColbertRetriever(Retriever):
         :class:`indexes.MultiVectorIndex` settings: bits per stored dimension,
         centroids probed per query token, candidates re-scored with exact MaxSim.
     document_length
-        Maximum document tokens (up to 8,192 for ModernBERT-based models).
+        Maximum document tokens (up to 8,192 for ModernBERT-based models); longer documents are chunked.
+    lexical, chunk_overlap, chunker
+        As for :class:`Retriever`: the BM25 index beside the token vectors, and how long documents are cut.
+
+    Everything else (modes, filters, reranking, chunking, upsert, delete, compact, threads) is the
+    :class:`Retriever`'s.
     """
 
     index_class = MultiVectorIndex
@@ -75,11 +58,15 @@ class ColbertRetriever(Retriever):
         batch_size: int = batch_size_default,
         chunk_size: int = 4096,
         show_progress: bool = False,
+        lexical=True,
+        chunk_overlap: int = DEFAULT_OVERLAP,
+        chunker: Chunker | None = None,
         trust_remote_code: bool = False,
     ):
         self.trust_remote_code = trust_remote_code
         self._setup(model, device, dtype, document_length, batch_size, chunk_size, show_progress)
         self.index = MultiVectorIndex(self.dimension(), nbits=nbits, nprobe=nprobe, rerank=rerank)
+        self._documents_setup(lexical_index(lexical), chunk_overlap, chunker)
 
     @staticmethod
     def load_model(name: str, **kwargs):

@@ -32,28 +32,52 @@ def document_text(doc) -> str:
 
 @dataclass
 class Hit:
-    """One retrieved document."""
+    """One retrieved document, or one chunk of a long one.
+
+    A chunk's ``id`` is ``parent#i``; ``parent_id`` is the id its document was added under and
+    ``start``/``end`` its character offsets in that document's text. Whole documents have
+    ``parent_id=None``; a document hit of ``group_by_document`` carries the offsets of its best chunk.
+    """
 
     id: str
     score: float
     text: str
     title: str = ""
     metadata: dict = field(default_factory=dict)
+    parent_id: str | None = None
+    start: int | None = None
+    end: int | None = None
 
 
 @dataclass
 class Document:
-    """A document as the retrievers store it: id, text, optional title, any other fields as ``metadata``."""
+    """A document as the retrievers store it: id, text, optional title, any other fields as ``metadata``.
+
+    A chunk of a longer document also has ``parent_id`` and its character offsets ``start``/``end``
+    in the parent's text (:mod:`retrieval.chunking`).
+    """
 
     id: str
     text: str
     title: str = ""
     metadata: dict = field(default_factory=dict)
+    parent_id: str | None = None
+    start: int | None = None
+    end: int | None = None
 
     @property
     def full_text(self) -> str:
         """What gets embedded (:func:`document_text`)."""
         return document_text(self)
+
+    @property
+    def parent(self) -> str:
+        """The id this document was added under: its parent's for a chunk, else its own."""
+        return self.parent_id or self.id
+
+    def record(self) -> dict:
+        """The fields to store (the chunk fields only where set), as ``Document(**record)`` reads them back."""
+        return {k: v for k, v in vars(self).items() if v is not None or k not in ("parent_id", "start", "end")}
 
 
 def as_document(item, auto_id: str) -> Document:

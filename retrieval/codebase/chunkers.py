@@ -1,11 +1,19 @@
 """Language structure of source files, and chunks of them that fit a model.
 
 A :class:`Language` turns the text of a file into :class:`Unit` s, the pieces a reader
-names: Python functions, methods, classes and the module (by the stdlib ``ast``),
-Markdown sections (by their headings). Each unit has exact 1-based line numbers, its
-docstring and its code with that docstring removed. Languages are found by file
-extension in a small registry (:func:`register`, :func:`language_for`); any other text
-file is :data:`PLAIN_TEXT`, one unit that the chunker cuts into line windows.
+names. Twenty languages of code, markup and data (Python, JavaScript, TypeScript, Go, Rust,
+Java, C, C++, C#, Ruby, PHP, Kotlin, Swift, Scala, Bash, SQL, HTML, CSS, JSON, YAML, TOML)
+are read by tree-sitter (:mod:`retrieval.codebase.treesitter`, one engine and a table of
+queries in :mod:`retrieval.codebase.grammars`): functions, methods, classes, structs,
+interfaces, impls, with qualified names, exact 1-based lines and doc comments. Markdown
+sections come from the hand-written :class:`MarkdownLanguage`: tree-sitter-markdown makes no
+section of a setext heading (``Title`` over ``-----``). Python was read by the stdlib ``ast``
+before; on the Python 3.11 stdlib code set both give the same 4,691 pairs, text for text,
+parsing in about the same time (6.3 s ``ast``, 7.6 s tree-sitter for 4.7 MB, under load), and
+tree-sitter still finds the definitions of a file with a syntax error, so ``ast`` went.
+Languages are found by file extension in a small registry (:func:`register`,
+:func:`language_for`); any other text file is :data:`PLAIN_TEXT`, one unit that the chunker
+cuts into line windows, as is a file mostly made of syntax errors.
 
 :func:`chunk_files` cuts files into :class:`Chunk` s for indexing. A unit with children
 (a module, a class) is replaced by its children and the lines between them (imports, a
@@ -27,147 +35,27 @@ Examples
 
 from __future__ import annotations
 
-import ast
-import inspect
 import math
 import re
 import textwrap
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import Protocol
 
 import numpy as np
 
+from retrieval.codebase.grammars import LANGUAGES as TREE_SITTER_LANGUAGES
+from retrieval.codebase.treesitter import tree_sitter_language
+from retrieval.codebase.units import Language, Unit, UnparsableError, split_lines
 from retrieval.documents import document_text
+
+__all__ = ["Chunk", "Language", "Unit", "UnparsableError", "chunk_files", "file_units", "fit_chunks", "language_for",
+           "register", "split_lines", "structural_chunks", "PLAIN_TEXT"]
 
 CountTokens = Callable[[list[str]], Sequence[int]]
 """Tokens of each text as the model embeds it (special tokens included)."""
 
 COUNT_BATCH = 2048  # texts per tokenizer call: large enough to be cheap, small enough to bound memory
-
-
-class UnparsableError(ValueError):
-    """A language could not read a file (a Python syntax error); callers fall back to plain text."""
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A named piece of a file.
-
-    Attributes
-    ----------
-    kind
-        ``"module"``, ``"class"``, ``"function"``, ``"method"``, ``"section"`` or ``"text"``.
-    name
-        Qualified name: ``"Retriever.add"``, ``"Set up > Tests"``; ``""`` for a module.
-    start, end
-        First and last line, 1-based and inclusive (a definition starts at its first decorator).
-    docstring
-        The unit's own docstring, cleaned (``inspect.cleandoc``); ``""`` if none.
-    code
-        The unit's lines with its own docstring removed, dedented.
-    children
-        Units inside this one, in order, not overlapping (a class's methods).
-    """
-
-    kind: str
-    name: str
-    start: int
-    end: int
-    docstring: str = ""
-    code: str = ""
-    children: tuple[Unit, ...] = ()
-
-
-class Language(Protocol):
-    """What a language plug-in provides: a name, its file extensions, and its units."""
-
-    name: str
-    extensions: tuple[str, ...]
-
-    def units(self, text: str) -> list[Unit]:
-        """Top-level units of a file, in order, not overlapping; raise :class:`UnparsableError` if unreadable."""
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as Python's tokenizer numbers them: only ``\\n``, ``\\r\\n`` and ``\\r`` end a line.
-
-    ``str.splitlines`` also splits at form feeds and other separators, which would shift
-    every line number after them.
-    """
-    lines = re.split(r"\r\n|\r|\n", text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _byte_prefix(line: str, col: int) -> str:
-    """``line`` up to byte column ``col`` (``ast`` columns count UTF-8 bytes)."""
-    return line.encode("utf-8")[:col].decode("utf-8", errors="replace")
-
-
-def _byte_suffix(line: str, col: int) -> str:
-    return line.encode("utf-8")[col:].decode("utf-8", errors="replace")
-
-
-class PythonLanguage:
-    """Python by the stdlib ``ast``: the module, classes, functions and methods.
-
-    Definitions inside module- or class-level ``if``/``try``/``with`` blocks (platform
-    branches) count as definitions of that level; functions nested in functions stay part
-    of their parent.
-    """
-
-    name = "python"
-    extensions = (".py", ".pyi", ".pyw")
-
-    def units(self, text: str) -> list[Unit]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escape sequences in old code
-                tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            raise UnparsableError(f"not valid Python: {exc}") from exc
-        lines = split_lines(text)
-        if not lines:
-            return []
-        children = tuple(self._definitions(tree.body, lines, "", in_class=False))
-        docstring, code = self._docstring_and_code(tree.body, lines, 1, len(lines), dedent=False)
-        return [Unit("module", "", 1, len(lines), docstring, code, children)]
-
-    def _definitions(self, body: list[ast.stmt], lines: list[str], prefix: str, in_class: bool) -> Iterable[Unit]:
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-                qualname = prefix + node.name
-                docstring, code = self._docstring_and_code(node.body, lines, start, node.end_lineno)
-                if isinstance(node, ast.ClassDef):
-                    children = tuple(self._definitions(node.body, lines, qualname + ".", in_class=True))
-                    yield Unit("class", qualname, start, node.end_lineno, docstring, code, children)
-                else:
-                    yield Unit("method" if in_class else "function", qualname, start, node.end_lineno, docstring, code)
-            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, getattr(ast, "TryStar", ast.Try))):
-                blocks = [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
-                blocks += [handler.body for handler in getattr(node, "handlers", [])]
-                inner = sorted((s for block in blocks for s in block), key=lambda s: s.lineno)
-                yield from self._definitions(inner, lines, prefix, in_class)
-
-    @staticmethod
-    def _docstring_and_code(body: list[ast.stmt], lines: list[str], start: int, end: int, dedent: bool = True) -> tuple[str, str]:
-        """The cleaned docstring opening ``body`` and lines ``start..end`` without it."""
-        first = body[0] if body else None
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
-            code = "\n".join(lines[start - 1 : end])
-            return "", textwrap.dedent(code) if dedent else code
-        docstring = inspect.cleandoc(first.value.value)
-        # Keep whatever shares a line with the docstring (``def f(): "doc"``), drop lines left blank.
-        after = _byte_suffix(lines[first.end_lineno - 1], first.end_col_offset).lstrip().removeprefix(";").lstrip()
-        rest = (_byte_prefix(lines[first.lineno - 1], first.col_offset) + after).rstrip()
-        kept = lines[start - 1 : first.lineno - 1] + ([rest] if rest.strip() else []) + lines[first.end_lineno : end]
-        code = "\n".join(kept)
-        return docstring, textwrap.dedent(code) if dedent else code
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -233,22 +121,29 @@ class PlainText:
 
 
 PLAIN_TEXT = PlainText()
-_LANGUAGES: dict[str, Language] = {}
+_LANGUAGES: dict[str, Language | str] = {}  # a str: a tree-sitter language, built on first use
 
 
-def register(language: Language, extensions: Iterable[str] | None = None) -> None:
-    """Use ``language`` for files with these extensions (default: its own ``extensions``)."""
-    for ext in extensions if extensions is not None else language.extensions:
+def register(language: Language | str, extensions: Iterable[str] | None = None) -> None:
+    """Use ``language`` (or the tree-sitter language of that name) for files with these extensions.
+
+    The default extensions are the language's own.
+    """
+    if extensions is None:
+        extensions = TREE_SITTER_LANGUAGES[language]["extensions"] if isinstance(language, str) else language.extensions
+    for ext in extensions:
         _LANGUAGES[ext.lower() if ext.startswith(".") else f".{ext.lower()}"] = language
 
 
 def language_for(path: str | PurePath) -> Language:
     """The registered language of a file by its extension; :data:`PLAIN_TEXT` otherwise."""
-    return _LANGUAGES.get(PurePath(path).suffix.lower(), PLAIN_TEXT)
+    language = _LANGUAGES.get(PurePath(path).suffix.lower(), PLAIN_TEXT)
+    return tree_sitter_language(language) if isinstance(language, str) else language
 
 
-register(PythonLanguage())
-register(MarkdownLanguage())
+for _name in TREE_SITTER_LANGUAGES:
+    register(_name)
+register(MarkdownLanguage())  # tree-sitter-markdown makes no section of a setext heading
 
 
 def file_units(path: str | PurePath, text: str) -> tuple[Language, list[Unit]]:
@@ -274,6 +169,8 @@ class Chunk:
     name: str
     text: str
     language: str
+    signature: str = ""  # the unit's header on one line (``def f(x)``), "" for the lines between units
+    docstring: str = ""  # the unit's docstring or doc comment, cleaned
 
     @property
     def title(self) -> str:
@@ -289,19 +186,19 @@ class Chunk:
 GLUE_LINES = 3  # a gap this short before a definition (comments, "else:", a class header) joins it
 
 
-def _leaves(unit: Unit) -> Iterable[tuple[str, str, int, int, bool]]:
-    """``(kind, name, start, end, is_gap)`` covering ``unit``: its children, and its own lines between them."""
+def _leaves(unit: Unit) -> Iterable[tuple[str, str, int, int, Unit | None]]:
+    """``(kind, name, start, end, leaf)`` covering ``unit``: its children, and its own lines between them (leaf None)."""
     if not unit.children:
-        yield unit.kind, unit.name, unit.start, unit.end, False
+        yield unit.kind, unit.name, unit.start, unit.end, unit
         return
     cursor = unit.start
     for child in unit.children:
         if child.start > cursor:
-            yield unit.kind, unit.name, cursor, child.start - 1, True
+            yield unit.kind, unit.name, cursor, child.start - 1, None
         yield from _leaves(child)
         cursor = child.end + 1
     if cursor <= unit.end:
-        yield unit.kind, unit.name, cursor, unit.end, True
+        yield unit.kind, unit.name, cursor, unit.end, None
 
 
 def structural_chunks(path: str, text: str) -> list[Chunk]:
@@ -315,7 +212,7 @@ def structural_chunks(path: str, text: str) -> list[Chunk]:
     lines = split_lines(text)
     pieces = []
     for unit in units:
-        for kind, name, start, end, is_gap in _leaves(unit):
+        for kind, name, start, end, leaf in _leaves(unit):
             while start <= end and not lines[start - 1].strip():
                 start += 1
             while end >= start and not lines[end - 1].strip():
@@ -323,12 +220,13 @@ def structural_chunks(path: str, text: str) -> list[Chunk]:
             if start > end:
                 continue
             previous = pieces[-1] if pieces else None
-            if previous and previous[4] and not is_gap and sum(1 for line in lines[previous[2] - 1 : previous[3]] if line.strip()) <= GLUE_LINES:
+            if previous and previous[4] is None and leaf is not None and sum(1 for line in lines[previous[2] - 1 : previous[3]] if line.strip()) <= GLUE_LINES:
                 start = pieces.pop()[2]
-            pieces.append((kind, name, start, end, is_gap))
+            pieces.append((kind, name, start, end, leaf))
     return [
-        Chunk(path, start, end, kind, name, textwrap.dedent("\n".join(lines[start - 1 : end])), language.name)
-        for kind, name, start, end, _ in pieces
+        Chunk(path, start, end, kind, name, textwrap.dedent("\n".join(lines[start - 1 : end])), language.name,
+              leaf.signature if leaf else "", leaf.docstring if leaf else "")
+        for kind, name, start, end, leaf in pieces
     ]
 
 

@@ -9,7 +9,15 @@ patterns of its own, relative to the root, that win over everything.
 A file is skipped, and counted under its reason, when it is ignored (``ignored``; an
 ignored folder counts once), a symbolic link (``symlink``), over ``max_bytes``
 (``too-large``), empty (``empty``), binary (a NUL byte in its first 8 KiB, git's test:
-``binary``), not UTF-8 (``not-utf8``) or unreadable (``unreadable``). A file or folder whose
+``binary``), not UTF-8 (``not-utf8``) or unreadable (``unreadable``). Unless
+``skip_generated=False``, so are what nobody searches for and what would crowd out the
+code people wrote, as GitHub's linguist and ripgrep users' ignore lists skip it: dependency
+folders (``vendored``: ``node_modules/``, ``vendor/``, ``third_party/``, ``bower_components/``,
+counted once a folder), lockfiles (``lockfile``: ``package-lock.json``, ``yarn.lock``,
+``Cargo.lock``, ``poetry.lock``, ``go.sum``...), minified files (``minified``: ``*.min.js``,
+``*.min.css``, or lines averaging over :data:`MINIFIED_LINE` characters) and generated files
+(``generated``: ``@generated``, ``DO NOT EDIT`` or "auto-generated" in the first lines, as
+Go's ``Code generated ... DO NOT EDIT.`` and protoc write). A file or folder whose
 name is not UTF-8 (``undecodable-name``) and a folder that cannot be listed
 (``unreadable-folder``) are skipped and counted too, with a warning naming them; nothing in
 the tree stops the walk.
@@ -49,6 +57,16 @@ BINARY_PROBE = 8000  # bytes git looks at for a NUL
 BRACKET = re.compile(r"(\[[!^]?\]?)([^\]]*)(\])")  # a bracket expression: opening, members, closing
 REVERSED_RANGE = re.compile(r"(?<!\\)([^\\])-([^\\])")
 PATTERN_ERRORS = (ValueError, re.error)  # what pathspec raises for a line it cannot compile
+VENDORED_DIRS = frozenset({"node_modules", "vendor", "third_party", "third-party", "bower_components", "jspm_packages"})
+LOCKFILES = frozenset({
+    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "Cargo.lock", "poetry.lock",
+    "Pipfile.lock", "uv.lock", "pdm.lock", "composer.lock", "Gemfile.lock", "go.sum", "flake.lock", "mix.lock",
+    "pubspec.lock", "Podfile.lock", "packages.lock.json", "gradle.lockfile",
+})
+MINIFIED_NAME = re.compile(r"[.-]min\.(js|mjs|cjs|css)$")
+MINIFIED_LINE = 300  # mean characters a line: minified or bundled code (hand-written code averages 30-40)
+GENERATED = re.compile(r"@generated\b|\bDO NOT EDIT\b|\bauto-?generated\b", re.IGNORECASE)
+GENERATED_LINES = 5  # where the marker must appear: a file's header, not a mention further down
 log = logging.getLogger(__name__)
 
 
@@ -135,10 +153,14 @@ class SourceTree:
         Larger files are skipped as ``too-large``.
     skip
         Paths never entered nor counted (the index folder itself when it lies inside ``root``).
+    skip_generated
+        Skip and count dependency folders, lockfiles, minified and generated files (the default).
     """
 
-    def __init__(self, root: str | Path, *, exclude: Iterable[str] = (), max_bytes: int = MAX_BYTES, skip: Iterable[str | Path] = ()):
+    def __init__(self, root: str | Path, *, exclude: Iterable[str] = (), max_bytes: int = MAX_BYTES, skip: Iterable[str | Path] = (),
+                 skip_generated: bool = True):
         self.root = Path(root)
+        self.skip_generated = skip_generated
         self.max_bytes = max_bytes
         self.exclude = list(exclude)
         self.skip = {os.path.realpath(p) for p in skip}
@@ -223,11 +245,15 @@ class SourceTree:
             elif kind == "dir" and entry.name not in VCS_DIRS:
                 if self._ignored(rel + "/", specs, overrides):
                     self.skipped["ignored"] += 1
+                elif self.skip_generated and entry.name in VENDORED_DIRS:
+                    self.skipped["vendored"] += 1
                 else:
                     yield from self._walk(Path(entry.path), rel, specs, overrides)
             elif kind == "file":
                 if self._ignored(rel, specs, overrides):
                     self.skipped["ignored"] += 1
+                elif self.skip_generated and (entry.name in LOCKFILES or MINIFIED_NAME.search(entry.name)):
+                    self.skipped["lockfile" if entry.name in LOCKFILES else "minified"] += 1
                 elif (source := self._read(Path(entry.path), rel)) is not None:
                     yield source
 
@@ -251,7 +277,19 @@ class SourceTree:
         if text is None:
             self.skipped["not-utf8"] += 1
             return None
+        if self.skip_generated and (reason := generated_reason(text)):
+            self.skipped[reason] += 1
+            return None
         return SourceFile(rel, text, hashlib.sha256(data).hexdigest())
+
+
+def generated_reason(text: str) -> str | None:
+    """``"minified"`` or ``"generated"`` when a text is one (by its line lengths or its header), else None."""
+    lines = text.count("\n") + 1
+    if len(text) > 2000 and len(text) / lines > MINIFIED_LINE:
+        return "minified"
+    head = "\n".join(text.split("\n", GENERATED_LINES)[:GENERATED_LINES])
+    return "generated" if GENERATED.search(head) else None
 
 
 def describe_skipped(skipped: Counter) -> str:

@@ -13,26 +13,29 @@ reader sees the previous index or the new one, never half of one:
 
 - ``codebase.json``: the manifest, a checksummed description (:func:`indexes.storage.write_description`):
   the root, the settings (model, retriever kind, FAISS factory, dtype, chunk length in tokens,
-  exclude patterns, file size limit), per file its content SHA-256 and number of chunks (chunk
-  ``i`` of ``path`` has id ``path#i``), and the SHA-256 of every other file in the folder
-  (a deleted, truncated or changed one is an :class:`indexes.IndexFormatError` naming it);
+  exclude patterns, file size limit), per file its content SHA-256 and the ids of its chunks
+  (``path#`` and 12 hex digits of the SHA-256 of the text the chunk embeds, ``~2``, ``~3`` ...
+  for a repeat within the file), and the SHA-256 of every other file in the folder (a
+  deleted, truncated or changed one is an :class:`indexes.IndexFormatError` naming it);
 - ``retriever/``: the saved retriever (documents with ``path``, ``start``, ``end``, ``kind``,
   ``name``, ``language`` metadata);
 - ``embeddings.npy``: only for an index that cannot delete (FAISS), one float32 row per chunk
   in the retriever's order.
 
-A second run hashes every file and embeds only the chunks of new and changed files; the
-chunks of changed and removed files leave the index. How depends on what the retriever's
-index can do, not on its kind's name. An index that deletes (:class:`indexes.MultiVectorIndex`,
-its own tombstones, never returned) is loaded, the changed chunks deleted and the new ones
-added with the trained centroids: token embeddings are too large to keep (256 bytes a token
-in fp16 against 66 for the index's 4-bit codes). An index that cannot
-(:class:`indexes.FaissIndex`) is rebuilt from the stored rows of the unchanged chunks plus
-the new ones. FAISS indexes disagree on removal (``Flat`` compacts its ids, IVF keeps them,
-HNSW cannot remove at all), so a delete inside :class:`indexes.FaissIndex` would need
-tombstones, over-fetching and compaction; rebuilding from stored rows is exact for every
-factory string, costs ``dim * 4`` bytes per chunk (what a ``Flat`` index stores anyway) and
-milliseconds for ``Flat``. ``--rebuild`` re-indexes from scratch.
+A second run hashes every file and chunks only new and changed files; of their chunks it
+embeds only those whose text is new. Chunk ids name the text a chunk embeds, so an edit of
+one function re-embeds that function's chunk and nothing else of the file (a chunk moved by
+lines added above it keeps its id and embedding; only its line numbers are refreshed): after
+``--watch`` saw one function edited in this repository's ``indexes/storage.py`` it embedded 1
+chunk, where re-embedding the file took 21. Chunks no longer produced leave the index.
+How depends on what the retriever's index can do, not on its kind's name. A multi-vector
+index (:class:`indexes.MultiVectorIndex`, its own tombstones, never returned) is loaded, the
+old chunks deleted and the new ones added with the trained centroids: token embeddings are
+too large to keep (256 bytes a token in fp16 against 66 for the index's 4-bit codes). A
+single-vector index (:class:`indexes.FaissIndex`) is rebuilt from the stored rows of the
+kept chunks plus the new ones: exact for every factory string (so ``--index`` may change
+between runs without re-embedding), ``dim * 4`` bytes per chunk (what ``Flat`` stores
+anyway) and milliseconds for ``Flat``. ``--rebuild`` re-indexes from scratch.
 
 Examples
 --------
@@ -45,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 from collections import Counter
@@ -59,11 +63,12 @@ from indexes import IndexFormatError, storage
 from retrieval.codebase.chunkers import chunk_files
 from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
+from retrieval.codebase.hits import format_hit  # noqa: F401  (re-exported: callers import it from here)
 from retrieval.retriever import Hit, Retriever, model_reference
 
 FORMAT = "codebase-index"
 VERSION = 1
-CHUNKER = 1  # bump when chunking changes: older indexes then need --rebuild
+CHUNKER = 2  # bump when chunking or chunk ids change: older indexes then need --rebuild
 MANIFEST = "codebase.json"
 RETRIEVER_DIR = "retriever"
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -101,8 +106,17 @@ class IndexReport:
         return "\n".join(lines)
 
 
-def chunk_id(path: str, i: int) -> str:
-    return f"{path}#{i}"
+def chunk_ids(path: str, texts: list[str]) -> list[str]:
+    """Ids of a file's chunks: ``path#`` + 12 hex digits of the SHA-256 of each embedded text, ``~n`` on a repeat.
+
+    The same text keeps its id wherever it moves in the file, so it is never embedded twice.
+    """
+    ids, seen = [], Counter()
+    for text in texts:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        seen[digest] += 1
+        ids.append(f"{path}#{digest}" + (f"~{seen[digest]}" if seen[digest] > 1 else ""))
+    return ids
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -177,17 +191,20 @@ def _takes_factory(kind: type[Retriever]) -> bool:
 
 
 def _deletes(retriever: Retriever) -> bool:
-    """Whether the retriever's index removes documents in place (else it is rebuilt from stored rows)."""
-    return hasattr(retriever.index, "delete")
+    """Whether the index is changed in place (multi-vector) rather than rebuilt from stored rows (single-vector).
+
+    Single-vector rows are kept even where the index deletes, so the FAISS factory may change between runs.
+    """
+    return hasattr(retriever.index, "delete") and not _takes_factory(type(retriever))
 
 
 def _retrievers(out: Path, settings: dict, model, *, keep: bool, device, batch_size, show_progress,
-                trust_remote_code: bool = False) -> tuple[Retriever, Retriever | None]:
+                trust_remote_code: bool = False, loaded_model=None) -> tuple[Retriever, Retriever | None]:
     """The retriever to take this run's chunks, and the previous run's as saved in ``out`` (None unless ``keep``).
 
     Where the saved retriever's index deletes, it is the one; else a new one on the same model.
     """
-    loaded = None if model is None or isinstance(model, (str, Path)) else model
+    loaded = loaded_model or (None if model is None or isinstance(model, (str, Path)) else model)
     saved = Retriever.load(out / RETRIEVER_DIR, model=loaded, device=device, dtype=settings["dtype"],
                            trust_remote_code=trust_remote_code) if keep else None
     if saved is not None and _deletes(saved):
@@ -207,6 +224,8 @@ def _new_retriever(settings: dict, model, *, device, batch_size, trust_remote_co
     """
     kind = Retriever.kinds[settings["kind"]]
     options = {"index": settings["index"]} if _takes_factory(kind) else {}
+    if "lexical" in inspect.signature(kind).parameters:
+        options["lexical"] = "code"  # BM25 over identifier-split tokens, fused by search(mode="hybrid")
     retriever = kind(model, device=device, dtype=settings["dtype"], batch_size=batch_size or kind.batch_size_default,
                      trust_remote_code=trust_remote_code, **options)
     if settings["max_length"] and isinstance(model, (str, Path)):
@@ -260,25 +279,47 @@ def _read_files(root: Path, out: Path, settings: dict, previous_files: dict, sho
 
 
 def _chunk_documents(retriever: Retriever, texts: dict, limit: int, show_progress: bool) -> tuple[list[dict], dict]:
-    """The chunks of ``texts`` as documents to add, each at most ``limit`` tokens, and the number per file."""
-    documents, counts = [], {}
+    """The chunks of ``texts`` as documents, each at most ``limit`` tokens, and the chunk ids of each file."""
+    documents, ids = [], {}
     paths = sorted(texts)
     with tqdm(total=len(paths), desc="chunk files", unit="file", disable=not show_progress) as bar:
         for i in range(0, len(paths), CHUNK_FILES_BATCH):
             batch = paths[i : i + CHUNK_FILES_BATCH]
-            for chunk in chunk_files(((p, texts[p]) for p in batch), retriever.document_token_counts, limit):
-                n = counts.get(chunk.path, 0)
-                counts[chunk.path] = n + 1
-                documents.append({
-                    "id": chunk_id(chunk.path, n), "title": chunk.title, "text": chunk.text, "path": chunk.path,
-                    "start": chunk.start, "end": chunk.end, "kind": chunk.kind, "name": chunk.name, "language": chunk.language,
-                })
+            chunks = chunk_files(((p, texts[p]) for p in batch), retriever.document_token_counts, limit)
+            by_file: dict[str, list] = {}
+            for chunk in chunks:
+                by_file.setdefault(chunk.path, []).append(chunk)
+            for path, file_chunks in by_file.items():
+                ids[path] = chunk_ids(path, [c.full_text for c in file_chunks])
+                documents += [{
+                    "id": doc_id, "title": c.title, "text": c.text, "path": c.path, "start": c.start, "end": c.end,
+                    "kind": c.kind, "name": c.name, "language": c.language,
+                } for doc_id, c in zip(ids[path], file_chunks)]
             bar.update(len(batch))
-    return documents, counts
+    return documents, ids
 
 
-def _update(retriever: Retriever, saved: Retriever | None, out: Path, documents: list[dict], gone: list[str]) -> np.ndarray | None:
-    """Take the ``gone`` chunk ids out of the index and put ``documents`` in; the rows to store, if any.
+def _refresh(retriever: Retriever, moved: list[dict]) -> None:
+    """New line numbers for kept chunks (same id, so same text) that an edit above them moved: no re-embedding."""
+    for record in moved:
+        old = retriever.documents[record["id"]]
+        if old.metadata != (new := {**old.metadata, **_metadata(record)}):
+            retriever.update_metadata(old.id, new)
+
+
+def _add(retriever: Retriever, documents: list[dict], embeddings=None) -> None:
+    """Add chunks as they are: they already fit the model, the Retriever's own chunking would only re-cut them."""
+    options = {"chunk": False} if "chunk" in inspect.signature(retriever.add).parameters else {}
+    retriever.add(documents, embeddings=embeddings, **options)
+
+
+def _metadata(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("id", "title", "text")}
+
+
+def _update(retriever: Retriever, saved: Retriever | None, out: Path, documents: list[dict], gone: list[str],
+            moved: list[dict]) -> np.ndarray | None:
+    """Take the ``gone`` chunk ids out of the index, put ``documents`` in, refresh ``moved``; the rows to store, if any.
 
     An index that deletes (the ``saved`` one, or a new one on a first run) is changed in place.
     Any other, always new, gets the saved retriever's other chunks with their stored rows
@@ -287,20 +328,21 @@ def _update(retriever: Retriever, saved: Retriever | None, out: Path, documents:
     if _deletes(retriever):
         if gone:
             retriever.delete(gone)
-        retriever.add(documents)
+        _refresh(retriever, moved)
+        _add(retriever, documents)
         return None
     kept_docs, kept_rows = [], np.zeros((0, retriever.dimension()), dtype=np.float32)
     if saved is not None:
         rows = np.load(out / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         if len(rows) != len(saved.documents):
             raise IndexFormatError(f"{out / EMBEDDINGS_FILE} holds {len(rows)} rows for {len(saved.documents)} chunks: add --rebuild")
-        gone_ids = set(gone)
+        gone_ids, moves = set(gone), {m["id"]: _metadata(m) for m in moved}
         keep = [i for i, doc_id in enumerate(saved.documents) if doc_id not in gone_ids]
         old_docs = list(saved.documents.values())
-        kept_docs = [{"id": d.id, "title": d.title, "text": d.text, **d.metadata} for d in (old_docs[i] for i in keep)]
+        kept_docs = [{"id": d.id, "title": d.title, "text": d.text, **d.metadata, **moves.get(d.id, {})} for d in (old_docs[i] for i in keep)]
         kept_rows = np.asarray(rows[keep], dtype=np.float32)
-    embeddings = np.concatenate([kept_rows, retriever.embed_documents(documents)])
-    retriever.add(kept_docs + documents, embeddings=embeddings)
+    embeddings = np.concatenate([kept_rows, retriever.embed_documents(documents)]) if documents or saved is None else kept_rows
+    _add(retriever, kept_docs + documents, embeddings)
     return embeddings
 
 
@@ -329,6 +371,7 @@ def index_codebase(
     rebuild: bool = False,
     show_progress: bool = True,
     trust_remote_code: bool = False,  # a model folder may name code outside the allow-list
+    loaded_model=None,
 ) -> IndexReport:
     """Index the text files under ``root`` into the folder ``out``, or bring that index up to date.
 
@@ -360,6 +403,8 @@ def index_codebase(
         Larger files are skipped.
     rebuild
         Ignore the previous index and embed everything again.
+    loaded_model
+        The index's own model, already loaded (``--watch`` loads it once for every update).
     """
     started = time.perf_counter()
     root, out = Path(root), Path(out)
@@ -377,18 +422,24 @@ def index_codebase(
         skipped=dict(tree.skipped),
     )
     if previous_files and not texts and not report.removed_files and settings == previous["settings"]:
-        report.chunks, report.written = sum(f["chunks"] for f in previous_files.values()), False
+        report.chunks, report.written = sum(len(f["ids"]) for f in previous_files.values()), False
         report.seconds = time.perf_counter() - started
         return report
     retriever, saved = _retrievers(
         out, settings, model, keep=bool(previous_files), device=device, batch_size=batch_size,
-        show_progress=show_progress, trust_remote_code=trust_remote_code)
+        show_progress=show_progress, trust_remote_code=trust_remote_code, loaded_model=loaded_model)
     settings["max_length"] = _chunk_limit(retriever, settings)
-    documents, counts = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
-    changed = [p for p in previous_files if p not in digests or p in texts]  # their old chunks leave the index
-    embeddings = _update(retriever, saved, out, documents, [chunk_id(p, i) for p in changed for i in range(previous_files[p]["chunks"])])
-    report.encoded, report.chunks = len(documents), len(retriever)
-    files = {p: {"sha256": digests[p], "chunks": counts.get(p, 0) if p in texts else previous_files[p]["chunks"]} for p in sorted(digests)}
+    documents, ids = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
+    changed = [p for p in previous_files if p not in digests or p in texts]  # their chunks not produced again leave
+    old_ids = {i for p in changed for i in previous_files[p]["ids"]}
+    new_ids = {d["id"] for d in documents}
+    gone = [i for p in changed for i in previous_files[p]["ids"] if i not in new_ids]
+    fresh, moved = [d for d in documents if d["id"] not in old_ids], [d for d in documents if d["id"] in old_ids]
+    embeddings = _update(retriever, saved, out, fresh, gone, moved)
+    report.encoded, report.chunks = len(fresh), len(retriever)
+    files = {p: {"sha256": digests[p], "ids": ids.get(p, []) if p in texts else previous_files[p]["ids"]} for p in sorted(digests)}
+    for record in files.values():
+        record["chunks"] = len(record["ids"])
     manifest = {"format": FORMAT, "version": VERSION, "root": str(root.resolve()), "settings": settings, "files": files}
     _write(out, retriever, embeddings, manifest)
     report.seconds = time.perf_counter() - started
@@ -415,17 +466,3 @@ def search_codebase(out: str | Path, query: str, k: int = 10, *, model=None, dev
     """The ``k`` best chunks for ``query``; each hit's metadata holds ``path``, ``start``, ``end``, ``name``."""
     retriever, _ = load_codebase(out, model=model, device=device)
     return retriever.search(query, k=k)
-
-
-def format_hit(hit: Hit, root: str | Path, width: int = 100) -> str:
-    """``path:line  score  first line``, the path relative to the working folder when it lies inside it."""
-    path = Path(root) / hit.metadata["path"]
-    try:
-        shown = path.relative_to(Path.cwd())
-    except ValueError:
-        shown = path
-    first = next((line.strip() for line in hit.text.split("\n") if line.strip()), "")
-    if len(first) > width:
-        first = first[: width - 3] + "..."
-    return f"{shown}:{hit.metadata['start']}  {hit.score:.3f}  {first}"
-

@@ -82,7 +82,8 @@ def test_unknown_ids_in_qrels_are_counted_and_skipped(tmp_path, capsys, caplog):
     result = json.loads(result_file.read_text())
     assert result["num_queries"] == 2
     joined = " ".join(result["warnings"])
-    assert "skipped judgments of 2 query ids" in joined and "skipped 1 judgments naming corpus ids" in joined
+    assert "skipped judgments of 2 query ids" in joined and "1 judgments naming corpus ids not in corpus.jsonl kept" in joined
+    assert result["unretrievable_judgments"] == 1
 
 
 def test_qrels_with_no_known_ids(tmp_path, capsys):

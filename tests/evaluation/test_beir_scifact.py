@@ -53,7 +53,7 @@ def test_command_line_writes_the_result_json(tmp_path, data_dir, exact_test, emb
     out = tmp_path / "scifact.json"
     proc = subprocess.run(
         [sys.executable, "-m", "evaluation.beir", "--data-dir", str(data_dir), "--cache-dir", str(embedding_cache),
-         "--output", str(out), "--quiet"],
+         "--output", str(out), "--mteb-dir", str(tmp_path / "mteb"), "--quiet"],
         cwd=REPO, capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr
@@ -63,3 +63,11 @@ def test_command_line_writes_the_result_json(tmp_path, data_dir, exact_test, emb
     for key in ("dataset", "split", "model", "index", "num_queries", "num_docs", "encode_seconds", "search_seconds", "metrics"):
         assert key in result
     assert result["metrics"] == exact_test["metrics"]
+    # the MTEB-schema file says the same, and MTEB's own loader reads it
+    import mteb
+
+    (mteb_file,) = (tmp_path / "mteb").glob("sentence-transformers__all-MiniLM-L6-v2/*/SciFact.json")
+    task = mteb.TaskResult.from_disk(mteb_file)
+    assert task.task_name == "SciFact" and task.scores["test"][0]["hf_subset"] == "default"
+    assert task.scores["test"][0]["main_score"] == task.scores["test"][0]["ndcg_at_10"] == result["metrics"]["ndcg@10"]
+    assert task.scores["test"][0]["recall_at_100"] == result["metrics"]["recall@100"]

@@ -221,8 +221,8 @@ def test_unknown_ids_in_judgments_are_counted(tmp_path):
     data = load_coir(str(tmp_path / "stackoverflow-qa"), hub_layout("stackoverflow_qa"), "test", cache_dir=tmp_path / "hf-cache",
                      show_progress=False)
     joined = " ".join(data.warnings)
-    assert "skipped judgments of 1 query ids" in joined and "skipped 1 judgments naming corpus ids" in joined
-    assert data.qrels == {"q1": {"a1": 1}, "q2": {"a2": 1}}
+    assert "skipped judgments of 1 query ids" in joined and "1 judgments naming corpus ids not in" in joined
+    assert data.qrels == {"q1": {"a1": 1}, "q2": {"a2": 1}} and data.unretrievable == {"q1": {"ghost": 1}}
 
 
 def test_missing_split_and_unknown_dataset(tmp_path, capsys):

@@ -168,7 +168,8 @@ def test_positives_naming_unknown_documents_are_counted(tmp_path):
     data = load_mldr_hub(str(root), "en", "test", cache_dir=tmp_path / "hf-cache", show_progress=False)
     assert list(data.qrels) == ["q-en-1"]
     joined = " ".join(data.warnings)
-    assert "skipped 1 queries without positive passages" in joined and "skipped 1 judgments naming corpus ids" in joined
+    assert "skipped 1 queries without positive passages" in joined and "1 judgments naming corpus ids not in" in joined
+    assert len(data.queries) == 2 and data.unretrievable == {ghost["query_id"]: {"doc-en-404": 1}}  # kept, scored 0
 
 
 def test_absent_offline_says_where_it_looked(tmp_path, capsys, monkeypatch):

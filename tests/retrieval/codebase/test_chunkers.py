@@ -1,4 +1,4 @@
-"""Language structure (Python by ast, Markdown by headings, plain text) and chunks that fit a model."""
+"""Language structure (Python by tree-sitter, Markdown by headings, plain text) and chunks that fit a model."""
 
 import textwrap
 
@@ -125,11 +125,12 @@ def test_line_numbers_survive_form_feeds_and_crlf():
     assert (unit.name, unit.start, unit.end, unit.docstring) == ("f", 3, 5, "Doc.")
 
 
-def test_unparsable_python_falls_back_to_plain_text():
+def test_python_mostly_syntax_errors_falls_back_to_plain_text():
+    text = "def (((:\n  ]]]\n)))\n"
     with pytest.raises(UnparsableError):
-        language_for("bad.py").units("def broken(:\n    pass\n")
-    language, units = file_units("bad.py", "def broken(:\n    pass\n")
-    assert language is PLAIN_TEXT and [(u.kind, u.start, u.end) for u in units] == [("text", 1, 2)]
+        language_for("bad.py").units(text)
+    language, units = file_units("bad.py", text)
+    assert language is PLAIN_TEXT and [(u.kind, u.start, u.end) for u in units] == [("text", 1, 3)]
 
 
 def test_markdown_sections_by_headings():

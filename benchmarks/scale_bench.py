@@ -1,0 +1,271 @@
+"""Scale benchmark: cost curves of index builds from shards, and Ray encoding against the in-process path.
+
+``python -m benchmarks.scale_bench single --work DIR``: single-vector cost curve on synthetic
+384-d vectors (all-MiniLM-L6-v2's dimension; clustered, unit length) for N = 10k ... 10M:
+``Flat`` (up to ``--flat-max``), ``HNSW32`` (up to ``--hnsw-max``) and IVF-PQ, each built from
+shards by :mod:`indexes.from_shards` in its own subprocess. Per case: build seconds, peak RSS of
+that process (``ru_maxrss``, memory-mapped pages it touched included; the parent kills a case
+above ``--memory-limit-gb``), bytes on disk, single-query latency p50/p99 and batch queries/s
+through :class:`indexes.FaissIndex` loaded from the folder (IVF lists memory-mapped), recall@10
+against exact search over the same shards. Growth exponents are fitted per index type
+(``log y = a log N + b``).
+
+``multi``: the same for :class:`indexes.MultiVectorIndex` from token shards (synthetic 128-d,
+100 tokens per document, fp16 shards), N documents up to ``--multi-max``.
+
+``ray``: a BEIR corpus (default SciFact) encoded by ``python -m retrieval encode`` with 1 and 2
+Ray workers against in-process :meth:`retrieval.Retriever.embed_documents`, same run: max |diff|,
+nDCG@10 of each, throughput ratios and 1 -> 2 scaling efficiency.
+
+``code``: a folder of code (default: site-packages) through ``python -m retrieval encode`` with
+2 Ray workers against ``python -m retrieval index`` in-process: chunks/s ratio, peak RSS, index size.
+
+Every run is niced by the caller (``nice -n 15``) and prints one JSON line per case; ``--json``
+collects them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+DIM, TOKEN_DIM, TOKENS = 384, 128, 100
+
+
+def clustered(rng, n: int, dim: int, centers: np.ndarray, spread: float = 0.8, dtype=np.float32) -> np.ndarray:
+    """Unit vectors around random centers: neighbours exist, as in real embeddings (uniform noise has none)."""
+    x = centers[rng.integers(len(centers), size=n)] + rng.standard_normal((n, dim), dtype=np.float32) * (spread / np.sqrt(dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(dtype, copy=False)
+
+
+def make_shards(folder: Path, n: int, *, kind: str, shard_size: int, seed: int = 0):
+    """Synthetic shards of ``n`` documents (written once; a rerun keeps finished shards)."""
+    from indexes.shards import ShardSet
+
+    dim = DIM if kind == "single" else TOKEN_DIM
+    centers = clustered(np.random.default_rng(seed), 4096, dim, np.zeros((1, dim), np.float32), spread=np.sqrt(dim))
+    plan = [(s, min(shard_size, n - s)) for s in range(0, n, shard_size)]
+    shards = ShardSet.create(folder, kind=kind, dim=dim, plan=plan, synthetic_seed=seed)
+    for number in shards.missing():
+        start, count = plan[number]
+        rng = np.random.default_rng([seed, number])
+        ids = [f"d{i}" for i in range(start, start + count)]
+        if kind == "single":
+            shards.write(number, ids, clustered(rng, count, dim, centers))
+        else:
+            lens = np.full(count, TOKENS, dtype=np.int64)
+            shards.write(number, ids, clustered(rng, int(lens.sum()), dim, centers, dtype=np.float16), lens)
+    return shards
+
+
+def prefix(big, n: int, folder: Path):
+    """The first shards of ``big`` holding ``n`` documents, as a shard set of links (no copy)."""
+    from indexes.shards import ShardSet, shard_name
+
+    plan = [tuple(p) for p in big.plan if p[0] < n]
+    if sum(c for _, c in plan) != n:
+        raise ValueError(f"{n} is not a whole number of shards of {big.path}")
+    extra = {k: v for k, v in big.meta.items() if k not in ("format", "version", "kind", "dim", "plan", "num_documents", "sha256", "checksum")}
+    shards = ShardSet.create(folder, kind=big.kind, dim=big.dim, plan=plan, **extra)
+    for i in range(len(plan)):
+        link = folder / shard_name(i)
+        if not link.exists():
+            link.symlink_to((big.path / shard_name(i)).absolute())
+    return shards
+
+
+def queries_for(kind: str, count: int = 100, seed: int = 99) -> np.ndarray | list:
+    rng = np.random.default_rng(seed)
+    dim = DIM if kind == "single" else TOKEN_DIM
+    centers = clustered(np.random.default_rng(0), 4096, dim, np.zeros((1, dim), np.float32), spread=np.sqrt(dim))
+    if kind == "single":
+        return clustered(rng, count, dim, centers)
+    return [clustered(rng, 32, dim, centers) for _ in range(count)]
+
+
+def exact_top(shards, queries: np.ndarray, k: int = 10) -> np.ndarray:
+    """Exact top-``k`` positions by inner product, streaming over the shards (FAISS knn + a result heap)."""
+    import faiss
+
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    for number in range(len(shards)):
+        x = np.asarray(shards.read(number, verify=False).embeddings, dtype=np.float32)
+        scores, labels = faiss.knn(queries, x, k, metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(scores, labels + shards.plan[number][0])
+    heap.finalize()
+    return heap.I
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def latency(search, queries, repeat: int = 1) -> dict:
+    """p50 / p99 of one query at a time, and queries/s of the whole batch."""
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        search([q] if isinstance(q, np.ndarray) and q.ndim == 2 else q[None])
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(repeat):
+        search(queries)
+    qps = repeat * len(queries) / (time.perf_counter() - t)
+    return {"p50_ms": 1000 * float(np.percentile(times, 50)), "p99_ms": 1000 * float(np.percentile(times, 99)), "qps": qps}
+
+
+def case(args) -> dict:
+    """One build + search, in this (sub)process: the numbers of one cell of the cost table."""
+    from indexes import FaissIndex, MultiVectorIndex, from_shards
+    from indexes.shards import ShardSet
+
+    shards, out = ShardSet(args.shards), Path(args.out)
+    queries = queries_for(shards.kind)
+    t = time.perf_counter()
+    if shards.kind == "single":
+        from_shards.build_single(shards, out, args.factory)
+        build = time.perf_counter() - t
+        index = FaissIndex.load(out)
+        stats = latency(lambda q: index.search(q, 10), queries)
+        got = index.search(queries, 10).ids
+        truth = exact_top(shards, queries) if args.truth else None
+    else:
+        from_shards.build_multi(shards, out, nlist=args.nlist)
+        build = time.perf_counter() - t
+        index = MultiVectorIndex.load(out)
+        stats = latency(lambda q: index.search(q, 10), queries)
+        got, truth = None, None
+    row = {"kind": shards.kind, "n": shards.num_documents, "factory": args.factory if shards.kind == "single" else f"multi nlist={index.nlist}",
+           "build_s": build, "disk_bytes": disk_bytes(out), **stats,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    if truth is not None:
+        position = {d: i for i, d in enumerate(index.ids)}
+        row["recall@10"] = float(np.mean([len({position[d] for d in g} & set(t.tolist())) / 10 for g, t in zip(got, truth)]))
+    return row
+
+
+def run_case(argv: list[str], limit_gb: float, timeout_s: float) -> dict:
+    """Run one case in a subprocess; kill it (and report so) above ``limit_gb`` resident or after ``timeout_s``."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scale_bench", "case", *argv], stdout=subprocess.PIPE, text=True)
+    watch, peak, started, why = psutil.Process(proc.pid), 0.0, time.time(), None
+    while proc.poll() is None:
+        try:
+            peak = max(peak, watch.memory_info().rss / 2**30)
+        except psutil.NoSuchProcess:
+            break
+        if peak > limit_gb or time.time() - started > timeout_s:
+            why = f"over {limit_gb} GB" if peak > limit_gb else f"over {timeout_s:.0f} s"
+            proc.kill()
+        time.sleep(0.2)
+    out = proc.communicate()[0]
+    if why or proc.returncode:
+        return {"case": argv, "failed": why or f"exit {proc.returncode}", "sampled_peak_rss_gb": peak}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def fit_exponents(rows: list[dict], keys=("build_s", "peak_rss_gb", "disk_bytes", "p50_ms")) -> dict:
+    """Per index type, the slope of log(value) against log(N) over the sizes measured (two at least)."""
+    out = {}
+    for family in sorted({r["family"] for r in rows}):
+        mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["n"])
+        if len(mine) >= 2:
+            n = np.log([r["n"] for r in mine])
+            out[family] = {k: float(np.polyfit(n, np.log([max(r[k], 1e-9) for r in mine]), 1)[0]) for k in keys}
+    return out
+
+
+def ivf_factory(n: int) -> str:
+    """IVF-PQ sized as FAISS's guidelines suggest (about 4 sqrt(N) lists), capped at 4,096 for a 2-core CPU."""
+    nlist = int(min(4096, 2 ** round(np.log2(4 * np.sqrt(n)))))
+    return f"IVF{nlist},PQ48"
+
+
+def run_single(args) -> list[dict]:
+    work = Path(args.work)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    big = make_shards(work / f"single-{max(sizes)}", max(sizes), kind="single", shard_size=args.shard_size)
+    rows = []
+    for n in sizes:
+        shards = make_shards(work / f"single-{n}", n, kind="single", shard_size=n) if n < args.shard_size else \
+            big if n == max(sizes) else prefix(big, n, work / f"single-{n}")
+        factories = [ivf_factory(n)] + (["Flat"] if n <= args.flat_max else []) + (["HNSW32"] if n <= args.hnsw_max else [])
+        for factory in factories:
+            out = work / f"index-{n}-{factory.replace(',', '_')}"
+            row = run_case(["--shards", str(shards.path), "--out", str(out), "--factory", factory, "--truth"],
+                           args.memory_limit_gb, args.case_timeout)
+            row.setdefault("factory", factory)
+            row["family"] = "IVF-PQ" if "PQ" in factory else factory
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            subprocess.run(["rm", "-rf", str(out)], check=False)
+    return rows
+
+
+def run_multi(args) -> list[dict]:
+    work = Path(args.work)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    big = make_shards(work / f"multi-{max(sizes)}", max(sizes), kind="multi", shard_size=args.shard_size)
+    rows = []
+    for n in sizes:
+        shards = make_shards(work / f"multi-{n}", n, kind="multi", shard_size=n) if n < args.shard_size else \
+            big if n == max(sizes) else prefix(big, n, work / f"multi-{n}")
+        out = work / f"mindex-{n}"
+        extra = ["--nlist", str(args.nlist)] if args.nlist else []
+        row = run_case(["--shards", str(shards.path), "--out", str(out), *extra], args.memory_limit_gb, args.case_timeout)
+        row["family"] = "multi-vector"
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        subprocess.run(["rm", "-rf", str(out)], check=False)
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale_bench", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    for name, sizes, shard, limit in (("single", "10000,100000,1000000,10000000", 100_000, 8.0), ("multi", "10000,100000,1000000", 10_000, 12.0)):
+        s = sub.add_parser(name, help=f"{name}-vector cost curve on synthetic shards")
+        s.add_argument("--work", required=True, help="folder for the synthetic shards and the indexes (tens of GB at 10M)")
+        s.add_argument("--sizes", default=sizes, help=f"document counts, comma-separated (default {sizes})")
+        s.add_argument("--shard-size", type=int, default=shard, help=f"documents per synthetic shard (default {shard})")
+        s.add_argument("--memory-limit-gb", type=float, default=limit, help=f"kill a case above this resident size (default {limit})")
+        s.add_argument("--case-timeout", type=float, default=3600, help="kill a case after this many seconds (default 3600)")
+        s.add_argument("--json", default=None, help="also write every row and the fitted exponents here")
+        if name == "single":
+            s.add_argument("--flat-max", type=int, default=1_000_000, help="largest N built as Flat (default 1M: 10M x 384 fp32 is 15 GB)")
+            s.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest N built as HNSW32 (default 1M)")
+        else:
+            s.add_argument("--nlist", type=int, default=None, help="centroids (default: the index's own, about 4 sqrt(tokens))")
+    c = sub.add_parser("case", help="one build + search (run by the others in a subprocess)")
+    c.add_argument("--shards", required=True, help="shard set folder")
+    c.add_argument("--out", required=True, help="index folder to write")
+    c.add_argument("--factory", default="Flat", help="FAISS factory string (single vector)")
+    c.add_argument("--nlist", type=int, default=None, help="centroids (multi vector)")
+    c.add_argument("--truth", action="store_true", help="measure recall@10 against exact search")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.what == "case":
+        print(json.dumps(case(args)))
+        return 0
+    rows = run_single(args) if args.what == "single" else run_multi(args)
+    print(json.dumps({"exponents": fit_exponents([r for r in rows if "failed" not in r])}))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"rows": rows, "exponents": fit_exponents([r for r in rows if "failed" not in r])}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

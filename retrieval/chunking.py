@@ -1,0 +1,150 @@
+"""Long documents cut into chunks the model reads whole: token windows with overlap, or any chunker a caller gives.
+
+A document whose embedded text (:func:`retrieval.documents.document_text`) is longer than
+the model's length would be truncated: everything after the first 256 tokens (MiniLM) would
+be invisible to dense search. :func:`chunk_documents` replaces it by chunks ``parent#0``,
+``parent#1``, ... that each fit, carrying ``parent_id`` and the character offsets
+``start``/``end`` of the chunk in the parent's ``text``, the parent's title and metadata.
+
+The default cut is a window of the model's own tokens (offsets from the fast tokenizer), as
+many tokens as fit beside the title and the special tokens, each window overlapping the last
+by ``overlap`` tokens (default 32, an eighth of MiniLM's window): a sentence cut at a window's
+end is whole in the next one. Cutting by tokens rather than characters or words makes every
+chunk fill the window exactly, which a character budget cannot (MiniLM reads 3.4 to 5.1
+characters a token across SciFact's abstracts). A 20,000-token document becomes 90 chunks at
+MiniLM's 256, and a question about its last paragraph finds it (tests/retrieval/test_chunking.py).
+
+``chunker`` is the hook for structure: a callable taking a :class:`~retrieval.documents.Document`
+and returning its pieces, each a ``(start, end)`` character span of its text or a mapping with
+``text`` and optional ``start``, ``end``, ``title`` and metadata keys (e.g. the codebase's
+Markdown sections or Python functions, :func:`retrieval.codebase.chunkers.structural_chunks`).
+A piece still over the model's length is cut into token windows in turn.
+
+Examples
+--------
+>>> window_spans([(0, 4), (5, 9), (10, 14), (15, 19)], size=2, overlap=1)
+[(0, 9), (5, 14), (10, 19)]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from encoder.sentence import guard_tokenizer
+from retrieval.documents import Document
+
+DEFAULT_OVERLAP = 32
+MARGIN = 1  # a window re-tokenized may gain a token at a word-piece boundary
+
+Chunker = Callable[[Document], Sequence]
+CountTokens = Callable[[list[str]], Sequence[int]]
+TokenOffsets = Callable[[list[str]], list[list[tuple[int, int]]]]
+
+
+@dataclass
+class Piece:
+    """One piece of a document: its text, its span in the parent's text (when it is a slice) and its own fields."""
+
+    text: str
+    start: int | None = None
+    end: int | None = None
+    title: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def chunk_id(parent_id: str, i: int) -> str:
+    return f"{parent_id}#{i}"
+
+
+def window_spans(offsets: Sequence[tuple[int, int]], size: int, overlap: int) -> list[tuple[int, int]]:
+    """Character spans of windows of ``size`` tokens, each starting ``size - overlap`` tokens after the last."""
+    if size < 1:
+        raise ValueError(f"a chunk must hold at least one token, not {size}")
+    overlap = max(0, min(overlap, size - 1))
+    step, spans, first = size - overlap, [], 0
+    while first < len(offsets):
+        last = min(first + size, len(offsets)) - 1
+        spans.append((int(offsets[first][0]), int(offsets[last][1])))
+        if last == len(offsets) - 1:
+            break
+        first += step
+    return spans
+
+
+def model_token_offsets(model) -> TokenOffsets:
+    """Character offsets of each text's tokens under a model's tokenizer (words for a slow tokenizer)."""
+    tokenizer, lock = model.tokenizer, guard_tokenizer(model)
+    if not getattr(tokenizer, "is_fast", False):
+        return lambda texts: [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
+
+    def offsets(texts: list[str]) -> list[list[tuple[int, int]]]:
+        with lock:
+            encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)
+        return [[(a, b) for a, b in row if b > a] for row in encoded["offset_mapping"]]
+
+    return offsets
+
+
+def as_pieces(doc: Document, result) -> list[Piece]:
+    """A chunker's answer as pieces; anything else is a ``ValueError`` naming the document."""
+    pieces = []
+    for i, item in enumerate(result):
+        if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+            rest = {k: v for k, v in item.items() if k not in ("text", "start", "end", "title")}
+            pieces.append(Piece(item["text"], item.get("start"), item.get("end"), item.get("title"), rest))
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, int) for x in item):
+            start, end = item
+            if not 0 <= start <= end <= len(doc.text):
+                raise ValueError(f"document {doc.id!r}: chunk {i} span {item} is outside its {len(doc.text)} characters")
+            pieces.append(Piece(doc.text[start:end], start, end))
+        else:
+            raise ValueError(f"document {doc.id!r}: chunk {i} is {type(item).__name__}; a chunker returns (start, end) "
+                             "spans or dicts with 'text'")
+    return [p for p in pieces if p.text.strip()]
+
+
+@dataclass
+class Chunking:
+    """How documents are cut: the model's length, its token counter and offsets, the overlap, a chunker."""
+
+    max_tokens: int
+    count_tokens: CountTokens
+    token_offsets: TokenOffsets
+    overlap: int = DEFAULT_OVERLAP
+    chunker: Chunker | None = None
+
+    def windows(self, piece: Piece, title: str) -> list[Piece]:
+        """``piece`` cut into token windows that fit beside ``title``."""
+        budget = self.max_tokens - int(self.count_tokens([title])[0]) - MARGIN
+        spans = window_spans(self.token_offsets([piece.text])[0], max(budget, 1), self.overlap)
+        base = piece.start
+        return [Piece(piece.text[a:b], None if base is None else base + a, None if base is None else base + b, piece.title,
+                      piece.metadata) for a, b in spans]
+
+    def split(self, docs: list[Document]) -> list[Document]:
+        """The documents to index: short ones as they are, long ones (or those the chunker cuts) as chunks."""
+        counts = self.count_tokens([d.full_text for d in docs]) if self.chunker is None else None
+        out = []
+        for i, doc in enumerate(docs):
+            if self.chunker is None:
+                pieces = [Piece(doc.text, 0, len(doc.text))] if counts[i] > self.max_tokens else []
+            else:
+                pieces = as_pieces(doc, self.chunker(doc))
+                if len(pieces) == 1 and pieces[0].text == doc.text and not pieces[0].metadata:
+                    pieces = [] if self.count_tokens([doc.full_text])[0] <= self.max_tokens else pieces
+            out.extend((self._chunks(doc, pieces) if pieces else None) or [doc])  # nothing to cut: the document as it is
+        return out
+
+    def _chunks(self, doc: Document, pieces: list[Piece]) -> list[Document]:
+        fitted = []
+        lengths = self.count_tokens([f"{p.title if p.title is not None else doc.title} {p.text}".strip() for p in pieces])
+        for piece, length in zip(pieces, lengths):
+            title = piece.title if piece.title is not None else doc.title
+            fitted.extend(self.windows(piece, title) if length > self.max_tokens else [piece])
+        return [
+            Document(chunk_id(doc.id, j), p.text, p.title if p.title is not None else doc.title, {**doc.metadata, **p.metadata},
+                     parent_id=doc.id, start=p.start, end=p.end)
+            for j, p in enumerate(fitted)
+        ]

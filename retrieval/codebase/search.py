@@ -1,0 +1,121 @@
+"""Searching a codebase index: grep-like filters turned into the Retriever's ``where``, the mode, the floor.
+
+Filters (``--path 'src/**' --lang go --kind function --code-only --grep REGEX``) become one
+``where`` dict (:mod:`retrieval.filters`), so they apply *inside* the index search (FAISS
+``IDSelector``, bm25s weight mask) and ``-k 10`` returns 10 hits whenever 10 chunks match,
+where filtering the top-k afterwards returns fewer or none for a selective filter. ``--grep``
+is ``{"text": {"$regex": ...}}``: the candidates are the units in which the pattern matches,
+ranked by meaning, like ColGREP's regex pre-filter. Values of ``--lang`` and ``--kind`` are
+checked against what the index holds, so a typo is an error naming the known values rather
+than an empty answer.
+
+The default mode is the one that answered most questions of the question list first
+(``benchmarks/codebase_questions.py``, BENCHMARKS.md "Codebase questions"); see
+:data:`DEFAULT_MODE`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from retrieval.codebase.hits import DOC_LANGUAGES, apply_floor
+from retrieval.codebase.index import CodebaseError, load_codebase
+from retrieval.documents import Hit
+
+DEFAULT_MODE = "hybrid"
+GLOB_CHARS = frozenset("*?[")
+
+
+def _values(given) -> list[str]:
+    """``["go", "rust"]`` from ``["go,rust"]`` or ``["go", "rust"]`` (repeated flags and commas both work)."""
+    return [v.strip() for item in (given or []) for v in str(item).split(",") if v.strip()]
+
+
+def _known(retriever, field: str) -> set[str]:
+    return {str(d.metadata.get(field)) for d in retriever.documents.values() if d.metadata.get(field) is not None}
+
+
+def path_condition(pattern: str) -> dict:
+    """A ``--path`` value as a condition on the ``path`` field: a glob, or a folder / file name when it has no glob characters."""
+    pattern = pattern.strip().removeprefix("./")
+    if GLOB_CHARS & set(pattern):
+        return {"$glob": pattern}
+    folder = pattern.rstrip("/")
+    return {"$regex": rf"^{re.escape(folder)}(/|\Z)"}
+
+
+def where_filter(retriever, *, path: str | None = None, lang=None, kind=None, code_only: bool = False,
+                 grep: str | None = None) -> dict | None:
+    """The ``where`` of these filters over ``retriever``'s chunks (None when there are none).
+
+    Raises :class:`CodebaseError` for a language or kind the index does not hold, ``--code-only``
+    with only prose languages, and a ``--grep`` that is not a regular expression.
+    """
+    where: dict = {}
+    if path:
+        where["path"] = path_condition(path)
+    languages = None
+    if lang := _values(lang):
+        known = _known(retriever, "language")
+        if unknown := [v for v in lang if v not in known]:
+            raise CodebaseError(f"--lang {', '.join(unknown)}: the index holds no chunks in it (languages: {', '.join(sorted(known))})")
+        languages = set(lang)
+    if code_only:
+        code = _known(retriever, "language") - DOC_LANGUAGES
+        languages = code if languages is None else languages & code
+        if not languages:
+            raise CodebaseError(f"--code-only: no code languages left (prose languages are {', '.join(sorted(DOC_LANGUAGES))})")
+    if languages is not None:
+        where["language"] = {"$in": sorted(languages)}
+    if kind := _values(kind):
+        known = _known(retriever, "kind")
+        if unknown := [v for v in kind if v not in known]:
+            raise CodebaseError(f"--kind {', '.join(unknown)}: the index holds no chunks of it (kinds: {', '.join(sorted(known))})")
+        where["kind"] = {"$in": kind}
+    if grep is not None:
+        try:
+            re.compile(grep)
+        except re.error as exc:
+            raise CodebaseError(f"--grep {grep!r} is not a regular expression: {exc}") from None
+        where["text"] = {"$regex": grep}
+    return where or None
+
+
+def modes(retriever) -> list[str]:
+    """The modes this index answers in: ``dense`` always; ``lexical`` and ``hybrid`` where it keeps a BM25 index."""
+    if "mode" not in inspect.signature(retriever.search).parameters or getattr(retriever, "lexical", None) is None:
+        return ["dense"]
+    return ["dense", "lexical", "hybrid"]
+
+
+def run_query(retriever, query: str, k: int = 10, *, mode: str | None = None, where: dict | None = None,
+              floor: bool = True) -> tuple[list[Hit], str | None, str]:
+    """``(hits, warning, mode)``: the best ``k`` chunks, less those far below the best when ``floor``.
+
+    ``mode`` None is :data:`DEFAULT_MODE` where the index offers it, else ``dense``.
+    """
+    offered = modes(retriever)
+    if mode is None:
+        mode = DEFAULT_MODE if DEFAULT_MODE in offered else "dense"
+    elif mode not in offered:
+        raise CodebaseError(f"--mode {mode}: this index has no lexical index (modes: {', '.join(offered)}); re-index with --rebuild")
+    options = {"mode": mode} if len(offered) > 1 else {}
+    if where is not None:
+        options["where"] = where
+    hits = retriever.search(query, k=k, **options)
+    if not floor:
+        return hits, None, mode
+    kept, warning = apply_floor(hits, mode)
+    if not hits and where:
+        warning = "no match: no chunk passes the filters"
+    return kept, warning, mode
+
+
+def search_codebase(out: str | Path, query: str, k: int = 10, *, model=None, device: str | None = None, mode: str | None = None,
+                    floor: bool = False, **filters) -> list[Hit]:
+    """The ``k`` best chunks for ``query`` under ``filters`` (:func:`where_filter`'s keywords); metadata holds ``path``,
+    ``start``, ``end``, ``name``, ``kind``, ``language``."""
+    retriever, _ = load_codebase(out, model=model, device=device)
+    return run_query(retriever, query, k, mode=mode, where=where_filter(retriever, **filters), floor=floor)[0]

@@ -496,9 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def metric_list(text: str) -> list[str]:
+    """``--metrics``: comma-separated names, each checked now (argparse prints the reason of a bad one)."""
+    try:
+        return check_metrics(text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     """``--metrics``, ``--mteb-dir``, ``--per-query``: what is scored and written besides ``--output``'s summary."""
-    p.add_argument("--metrics", default=",".join(METRICS), type=lambda text: check_metrics(text.split(",")),
+    p.add_argument("--metrics", default=",".join(METRICS), type=metric_list,
                    help="comma-separated metrics: ndcg, map, recall, precision, mrr, success at a cut-off (ndcg@20) or any "
                    f"pytrec_eval measure (P@5, bpref, Rprec) (default: {','.join(METRICS)})")
     p.add_argument("--mteb-dir", default=None, metavar="DIR", help="also write the result in MTEB's schema, "

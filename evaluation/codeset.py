@@ -5,22 +5,29 @@
 ``python -m evaluation.beir --data-dir <parent of DIR> --dataset <name of DIR>`` evaluates.
 
 Pairs (Husain et al. 2019, arXiv 1909.09436, section 2): the query is the first paragraph of a
-docstring, whitespace collapsed; its one relevant document is
+docstring or doc comment (up to a blank line or a ``@param``-style block tag), whitespace
+collapsed; its one relevant document is
 
 - for a function or method: its code with the docstring removed (title: its qualified name,
   ``Class.method``, as CodeSearchNet's ``func_name``);
 - for a module: the whole file without its docstring (title: the dotted module name), the
   long documents that function-level sets lack.
 
-Every language of :mod:`retrieval.codebase.chunkers` whose units carry docstrings takes part (Python
-today). Filters, CodeSearchNet's where it has one, each counted in ``codeset.json``:
+Every tree-sitter language of code (:data:`DOCSTRING_LANGUAGES`: Python docstrings, JSDoc,
+Go doc comments, Rust ``///``, Javadoc, C/C++ comment blocks, C# ``///``, Ruby/PHP/Kotlin/Swift/
+Scala doc comments, ``--languages`` to choose) takes part. Definitions with a syntax error
+inside are left out (tree-sitter's ``strict`` reading: CodeSearchNet kept code that parses).
+Filters, CodeSearchNet's where it has one, each counted in ``codeset.json``:
 
-- ``test code``: files in test folders (a path component ``test``/``tests``/``testing``,
-  ``test_*``, ``*_test(s)``) and functions whose name contains ``test`` (CodeSearchNet drops
+- ``test code``: files in test folders (a path component ``test``/``tests``/``testing``/
+  ``testdata``/``__tests__``/``spec``, ``test_*``, ``*_test(s)`` (Go), ``*.test``/``*.spec``
+  (JavaScript), ``*Test(s)`` (Java)) and functions whose name contains ``test`` (CodeSearchNet drops
   the latter; the former is ours: test suites' docstrings describe test cases, not code
   someone searches for);
 - ``dunder``: ``__init__``, ``__repr__`` and other ``__special__`` methods (CodeSearchNet drops
   constructors and standard extension methods);
+- ``constructor``: ``constructor``, ``__construct``, ``initialize``, ``init`` and methods named
+  after their class (Java, C#), which CodeSearchNet drops too;
 - ``short docstring``: a first paragraph of fewer than 3 words (CodeSearchNet: 3 tokens);
 - ``long docstring``: more than 256 words (CodeXGLUE's cut);
 - ``short code``: fewer than 3 non-blank lines once the docstring is gone (CodeSearchNet);
@@ -32,8 +39,15 @@ today). Filters, CodeSearchNet's where it has one, each counted in ``codeset.jso
 
 Files are read by :class:`retrieval.codebase.files.SourceTree` (``.gitignore`` honoured, ``--exclude``
 patterns, binary/huge/non-UTF-8 files, non-UTF-8 names and unreadable folders skipped and counted);
-a file that does not parse is counted and left out.
+a file that is mostly syntax errors is counted and left out.
 The output folder is built in a temporary sibling and renamed into place.
+
+``--corpus chunks`` and ``--corpus windows`` make a repository-search variant of the same pairs:
+the corpus is every file read, cut as ``python -m retrieval index`` cuts it (by language
+structure) or into line windows of the same token budget, with the queried docstrings and
+doc comments blanked (line numbers kept, so no chunk holds its query's text); a query's
+relevant documents are the chunks holding lines of its function. The two compare structure
+against line windows on identical files and queries.
 
 Examples
 --------
@@ -165,7 +179,8 @@ def deduplicate(pairs: list[dict], drops: Counter) -> list[dict]:
         seen.add(key)
         unique.append(pair)
     queries = Counter(p["query"] for p in unique)
-    drops["shared docstring"] += sum(n for n in queries.values() if n > 1)
+    if shared := sum(n for n in queries.values() if n > 1):
+        drops["shared docstring"] += shared
     return [p for p in unique if queries[p["query"]] == 1]
 
 
@@ -304,6 +319,7 @@ def build_codeset(
     languages: tuple[str, ...] = DOCSTRING_LANGUAGES,
     corpus: str = "units",
     max_tokens: int = CHUNK_TOKENS,
+    count_tokens=None,
     show_progress: bool = True,
 ) -> dict:
     """Write the code-search set of ``repo`` to ``out`` (BEIR layout) and return its statistics.
@@ -311,8 +327,8 @@ def build_codeset(
     ``tokenizer`` (a Hugging Face tokenizer folder) adds the documents' token lengths, as
     embedded (``title + " " + text``), to the statistics. ``corpus="units"``: one document per
     pair (CodeSearchNet); ``"chunks"`` / ``"windows"``: every file read, cut by structure or
-    into line windows of at most ``max_tokens`` (counted with ``tokenizer``, default the
-    offline MiniLM's), functions and methods only.
+    into line windows of at most ``max_tokens`` (counted by ``count_tokens``, else with
+    ``tokenizer``, else the offline MiniLM's tokenizer), functions and methods only.
     """
     repo, out = Path(repo), Path(out)
     check_paths(repo, out)
@@ -361,7 +377,8 @@ def build_codeset(
                  "metadata": {"path": p["path"], "start": p["start"], "end": p["end"], "kind": p["kind"]}} for p in pairs]
         judged = [(f"q:{p['id']}", p["id"]) for p in pairs]
     else:
-        rows, judged = file_corpus(pairs, texts, corpus, token_counter(tokenizer or default_model()), max_tokens)
+        count_tokens = count_tokens or token_counter(tokenizer or default_model())
+        rows, judged = file_corpus(pairs, texts, corpus, count_tokens, max_tokens)
         stats["counts"]["documents"] = len(rows)
     write_set(out, rows, pairs, judged, stats)
     return stats

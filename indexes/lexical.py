@@ -190,7 +190,8 @@ class LexicalIndex(Index):
         self._bm25 = None
         if self.ids:
             bm25 = bm25s.BM25(k1=self.k1, b=self.b, delta=self.delta, method=self.method)
-            bm25.index(([d.tolist() for d in self._doc_tokens], self._vocab), create_empty_token=False, show_progress=False)
+            with np.errstate(divide="ignore", invalid="ignore"):  # documents of stopwords only: average length 0
+                bm25.index(([d.tolist() for d in self._doc_tokens], self._vocab), create_empty_token=False, show_progress=False)
             self._bm25 = bm25
         self._stale = False
 

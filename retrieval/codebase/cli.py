@@ -117,20 +117,20 @@ def _watch(args, options: dict) -> int:
 
 
 def run_search(args) -> int:
-    from retrieval.codebase.index import load_codebase
     from retrieval.codebase.search import run_query, where_filter
+    from retrieval.service.resident import outer_description, pick_server
 
     if args.top_k < 1:
         raise ValueError(f"-k must be at least 1, not {args.top_k}")
     if args.lines < 0:
         raise ValueError(f"--lines must be 0 or more, not {args.lines}")
-    from retrieval.service.resident import outer_description, pick_server
-
     if args.no_server and (args.server or args.resident):
         raise ValueError("--no-server contradicts --server and --resident")
     url = None if args.no_server else pick_server(args.index_dir, server=args.server, start=args.resident or None,
                                                   device=args.device, trust_remote_code=args.trust_remote_code)
     if url is None:
+        from retrieval.codebase.index import load_codebase  # torch and the model: only on this path
+
         retriever, manifest = load_codebase(args.index_dir, device=args.device, trust_remote_code=args.trust_remote_code)
     else:  # a server keeps the model loaded: a repeated query costs one request, not a 6-9 s model load
         from retrieval.service.client import ServiceClient

@@ -346,6 +346,24 @@ def _update(retriever: Retriever, saved: Retriever | None, out: Path, documents:
     return embeddings
 
 
+def _changes(previous_files: dict, digests: dict, texts: dict, documents: list[dict]) -> tuple[list[dict], list[str], list[dict]]:
+    """``(fresh, gone, moved)``: chunks to embed (text new), ids to drop (text no longer produced), kept chunks to refresh."""
+    changed = [p for p in previous_files if p not in digests or p in texts]
+    old_ids = {i for p in changed for i in previous_files[p]["ids"]}
+    new_ids = {d["id"] for d in documents}
+    gone = [i for p in changed for i in previous_files[p]["ids"] if i not in new_ids]
+    return [d for d in documents if d["id"] not in old_ids], gone, [d for d in documents if d["id"] in old_ids]
+
+
+def _manifest(root: Path, settings: dict, digests: dict, ids: dict, previous_files: dict) -> dict:
+    """The manifest: settings, and per file its SHA-256, chunk ids (this run's where it was chunked) and chunk count."""
+    files = {}
+    for p in sorted(digests):
+        chunk_list = ids.get(p, []) if previous_files.get(p, {}).get("sha256") != digests[p] else previous_files[p]["ids"]
+        files[p] = {"sha256": digests[p], "ids": chunk_list, "chunks": len(chunk_list)}
+    return {"format": FORMAT, "version": VERSION, "root": str(root.resolve()), "settings": settings, "files": files}
+
+
 def _write(out: Path, retriever: Retriever, embeddings: np.ndarray | None, manifest: dict) -> None:
     """The index folder, replaced as a whole; the manifest carries the checksum of every other file in it."""
     with storage.directory(out) as tmp:
@@ -411,10 +429,8 @@ def index_codebase(
     _check_arguments(root, **{"--max-length": max_length, "--batch-size": batch_size, "--max-file-size": max_file_bytes})
     previous = read_manifest(out)
     previous_files = _previous_files(previous, root, out, rebuild)
-    settings = _settings(
-        previous, out, model=model, multi_vector=multi_vector, index=index, dtype=dtype, max_length=max_length,
-        exclude=exclude, max_file_bytes=max_file_bytes, strict=not rebuild,
-    )
+    settings = _settings(previous, out, model=model, multi_vector=multi_vector, index=index, dtype=dtype, max_length=max_length,
+                         exclude=exclude, max_file_bytes=max_file_bytes, strict=not rebuild)
     tree, digests, texts = _read_files(root, out, settings, previous_files, show_progress)  # before the model loads
     report = IndexReport(
         out=out, root=root, files=len(digests), chunks=0, encoded=0, new_files=sum(p not in previous_files for p in texts),
@@ -430,18 +446,10 @@ def index_codebase(
         show_progress=show_progress, trust_remote_code=trust_remote_code, loaded_model=loaded_model)
     settings["max_length"] = _chunk_limit(retriever, settings)
     documents, ids = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
-    changed = [p for p in previous_files if p not in digests or p in texts]  # their chunks not produced again leave
-    old_ids = {i for p in changed for i in previous_files[p]["ids"]}
-    new_ids = {d["id"] for d in documents}
-    gone = [i for p in changed for i in previous_files[p]["ids"] if i not in new_ids]
-    fresh, moved = [d for d in documents if d["id"] not in old_ids], [d for d in documents if d["id"] in old_ids]
+    fresh, gone, moved = _changes(previous_files, digests, texts, documents)
     embeddings = _update(retriever, saved, out, fresh, gone, moved)
     report.encoded, report.chunks = len(fresh), len(retriever)
-    files = {p: {"sha256": digests[p], "ids": ids.get(p, []) if p in texts else previous_files[p]["ids"]} for p in sorted(digests)}
-    for record in files.values():
-        record["chunks"] = len(record["ids"])
-    manifest = {"format": FORMAT, "version": VERSION, "root": str(root.resolve()), "settings": settings, "files": files}
-    _write(out, retriever, embeddings, manifest)
+    _write(out, retriever, embeddings, _manifest(root, settings, digests, ids, previous_files))
     report.seconds = time.perf_counter() - started
     return report
 

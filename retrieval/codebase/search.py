@@ -33,8 +33,17 @@ def _values(given) -> list[str]:
     return [v.strip() for item in (given or []) for v in str(item).split(",") if v.strip()]
 
 
-def _known(retriever, field: str) -> set[str]:
-    return {str(d.metadata.get(field)) for d in retriever.documents.values() if d.metadata.get(field) is not None}
+def _known(retriever, field: str) -> set[str] | None:
+    """The values of a metadata field in the index; None for a searcher without local documents (a server's client)."""
+    documents = getattr(retriever, "documents", None)
+    if documents is None:
+        return None
+    return {str(d.metadata.get(field)) for d in documents.values() if d.metadata.get(field) is not None}
+
+
+def _check(flag: str, values: list[str], known: set[str] | None, what: str) -> None:
+    if known is not None and (unknown := [v for v in values if v not in known]):
+        raise CodebaseError(f"{flag} {', '.join(unknown)}: the index holds no chunks {what} ({flag[2:]}s: {', '.join(sorted(known))})")
 
 
 def path_condition(pattern: str) -> dict:
@@ -56,23 +65,16 @@ def where_filter(retriever, *, path: str | None = None, lang=None, kind=None, co
     where: dict = {}
     if path:
         where["path"] = path_condition(path)
-    languages = None
     if lang := _values(lang):
-        known = _known(retriever, "language")
-        if unknown := [v for v in lang if v not in known]:
-            raise CodebaseError(f"--lang {', '.join(unknown)}: the index holds no chunks in it (languages: {', '.join(sorted(known))})")
-        languages = set(lang)
-    if code_only:
-        code = _known(retriever, "language") - DOC_LANGUAGES
-        languages = code if languages is None else languages & code
+        _check("--lang", lang, _known(retriever, "language"), "in it")
+        languages = set(lang) - DOC_LANGUAGES if code_only else set(lang)
         if not languages:
-            raise CodebaseError(f"--code-only: no code languages left (prose languages are {', '.join(sorted(DOC_LANGUAGES))})")
-    if languages is not None:
+            raise CodebaseError(f"--code-only leaves none of --lang {', '.join(lang)}: {', '.join(sorted(DOC_LANGUAGES))} are prose")
         where["language"] = {"$in": sorted(languages)}
+    elif code_only:  # any language but prose: a regex needs no list of the languages the index holds
+        where["language"] = {"$regex": rf"^(?!({'|'.join(sorted(DOC_LANGUAGES))})$)"}
     if kind := _values(kind):
-        known = _known(retriever, "kind")
-        if unknown := [v for v in kind if v not in known]:
-            raise CodebaseError(f"--kind {', '.join(unknown)}: the index holds no chunks of it (kinds: {', '.join(sorted(known))})")
+        _check("--kind", kind, _known(retriever, "kind"), "of it")
         where["kind"] = {"$in": kind}
     if grep is not None:
         try:

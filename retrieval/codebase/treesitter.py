@@ -21,8 +21,10 @@ expression of a large literal), and turns the captured definitions into the
 Tree-sitter recovers from syntax errors; a file mostly made of error nodes (more than
 :data:`MAX_ERROR_SHARE` of its bytes: another dialect, a template) raises
 :class:`~retrieval.codebase.units.UnparsableError` so the caller falls back to line windows,
-and ``units(text, strict=True)`` raises for any error (the code-set builder keeps only
-files that parse cleanly, as CodeSearchNet did).
+and ``units(text, strict=True)`` leaves out every definition with an error inside (the
+code-set builder keeps only code that parses, as CodeSearchNet did; per definition rather
+than per file, because glibc's macros leave an error somewhere in 63% of its ``string/``,
+``stdlib/`` and ``libio/`` files).
 
 Parsers are not thread-safe, so each thread gets its own (:class:`threading.local`); the
 compiled languages and queries are shared (read-only).
@@ -134,7 +136,7 @@ class TreeSitterLanguage:
         Raises
         ------
         UnparsableError
-            The file is mostly syntax errors (any error with ``strict``).
+            The file is mostly syntax errors.
         """
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # tree-sitter rows end at \n only
         lines = split_lines(text)
@@ -143,17 +145,15 @@ class TreeSitterLanguage:
         data = text.encode("utf-8")
         root = self._parse(data).root_node
         if root.has_error:
-            self._check_errors(root, len(data), strict)
-        top = self._definitions(root)
+            self._check_errors(root, len(data))
+        top = self._definitions(root, skip_errors=strict)
         module_doc, doc_span, code = "", (), "\n".join(lines)
         if self.doc == "python" and (string := self._python_docstring(root)) is not None:
             module_doc, doc_span, code = self._python_doc_and_code(string, lines, 1, len(lines), dedent=False)
         children = tuple(self._unit(d, lines, "") for d in top)
         return [Unit(self.root_kind, "", 1, len(lines), module_doc, code, children, "", doc_span)]
 
-    def _check_errors(self, root: tree_sitter.Node, size: int, strict: bool) -> None:
-        if strict:
-            raise UnparsableError(f"not valid {self.name}: syntax error near line {self._first_error_line(root)}")
+    def _check_errors(self, root: tree_sitter.Node, size: int) -> None:
         spans = sorted((n.start_byte, n.end_byte) for n in tree_sitter.QueryCursor(self.errors).captures(root).get("error", []))
         covered, reach = 0, 0
         for start, end in spans:  # error nodes nest: count each byte once
@@ -163,21 +163,9 @@ class TreeSitterLanguage:
         if size and covered / size > MAX_ERROR_SHARE:
             raise UnparsableError(f"not valid {self.name}: {100 * covered / size:.0f}% of the file is syntax errors")
 
-    def _first_error_line(self, root: tree_sitter.Node) -> int:
-        errors = tree_sitter.QueryCursor(self.errors).captures(root).get("error", [])
-        if errors:
-            return min(n.start_point.row for n in errors) + 1
-        missing = [root]
-        while missing:  # a MISSING node (an inserted ";") is not an ERROR node
-            node = missing.pop()
-            if node.is_missing:
-                return node.start_point.row + 1
-            missing += [c for c in node.children if c.has_error or c.is_missing]
-        return 1
-
     # -- definitions ---------------------------------------------------------------------------
 
-    def _definitions(self, root: tree_sitter.Node) -> list[_Def]:
+    def _definitions(self, root: tree_sitter.Node, skip_errors: bool = False) -> list[_Def]:
         """The captured definitions as a forest: containers hold what they enclose, functions keep it."""
         found: dict[tuple[int, int, str], tuple[int, _Def]] = {}
         for pattern, captures in tree_sitter.QueryCursor(self.query).matches(root):
@@ -202,6 +190,8 @@ class TreeSitterLanguage:
                 continue  # the same lines as its container (``typedef struct s {...} s_t;``)
             if self.depth and len(stack) >= self.depth:
                 continue
+            if skip_errors and d.node.has_error:
+                continue  # its lines stay in the unit around it
             if parent is not None and d.kind == "function" and parent.kind in CLASSES:
                 d.kind = "method"
             (parent.children if parent else roots).append(d)

@@ -9,12 +9,14 @@ from retrieval import Retriever
 from retrieval.chunking import Chunking, model_token_offsets, window_spans
 from retrieval.documents import Document
 
-LAST = "Postscript: the old lighthouse keeper on Skerryvore island fed his three cats smoked herring every winter evening."
+LAST = ("Postscript. The old lighthouse keeper on Skerryvore island kept three cats. Every winter evening he fed "
+        "them smoked herring from the harbour, and the cats slept by the lamp.")
 DISTRACTORS = [
-    ("ships", "Lighthouses guide ships along dangerous rocky coasts at night."),
-    ("cats", "Cats are small domesticated felines that purr and chase mice."),
-    ("herring", "Herring is an oily fish, often smoked, salted or pickled."),
+    ("ships", "Ships sail along rocky coasts at night, guided by radio beacons."),
+    ("garden", "A garden needs water, sunlight and good soil to grow vegetables."),
+    ("herring", "Herring is an oily fish, often salted or pickled in the Baltic."),
     ("winter", "Winter evenings are long and dark in the north of Scotland."),
+    ("island", "Many small islands off the coast have no permanent residents."),
 ]
 
 
@@ -77,12 +79,12 @@ def test_a_20000_token_document_is_found_by_its_last_paragraph(minilm):
     retriever.add([("report", report), *DISTRACTORS])
     query = "What did the lighthouse keeper on Skerryvore feed his cats?"
     top = retriever.search(query, k=1)[0]
-    assert top.parent_id == "report" and top.start <= report.index(LAST) and top.end == len(report)
-    assert top.text == report[top.start : top.end] and LAST in top.text
+    assert top.parent_id == "report" and top.end == len(report) and top.start > len(report) - 2000
+    assert top.text == report[top.start : top.end] and "lighthouse keeper on Skerryvore" in top.text
     grouped = retriever.search(query, k=3, group_by_document=True)
     assert grouped[0].id == "report" and grouped[0].text == report and (grouped[0].start, grouped[0].end) == (top.start, top.end)
     assert len({h.id for h in grouped}) == 3
     # the same document truncated to the model's 256 tokens is not found: its end is never read
     truncated = Retriever(minilm, lexical=False)
     truncated.add([("report", report), *DISTRACTORS], chunk=False)
-    assert truncated.search(query, k=1)[0].id != "report"
+    assert "report" not in [h.id for h in truncated.search(query, k=3)]

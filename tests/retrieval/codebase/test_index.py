@@ -105,7 +105,9 @@ def test_second_run_encodes_only_changed_files(project, tmp_path, minilm):
 
     files = json.loads((out / MANIFEST).read_text())["files"]
     assert (report.new_files, report.changed_files, report.removed_files) == (1, 1, 1)
-    assert report.encoded == files["indexes/storage.py"]["chunks"] + files["extra.md"]["chunks"]
+    new_ids = set(files["indexes/storage.py"]["ids"]) - set(manifest["files"]["indexes/storage.py"]["ids"])
+    assert 1 <= len(new_ids) <= 2  # the appended function (and a neighbour whose text it changed): not the whole file
+    assert report.encoded == len(new_ids) + files["extra.md"]["chunks"]
     assert files["indexes/storage.py"]["chunks"] == manifest["files"]["indexes/storage.py"]["chunks"] + 1
     retriever = load_codebase(out, model=minilm)[0]
     paths = {d.metadata["path"] for d in retriever.documents.values()}
@@ -151,9 +153,9 @@ def test_multi_vector_index_deletes_changed_chunks(tmp_path):
     assert first.encoded == first.chunks == files["a.md"]["chunks"] + files["b.py"]["chunks"] and files["a.md"]["chunks"] >= 3
     (root / "a.md").write_text(NOTES.replace("dark blue", "bright orange"), encoding="utf-8")
     second = index_codebase(root, tmp_path / "mv", model=colbert, show_progress=False)  # kind kept from the first run
-    assert (second.encoded, second.chunks, second.changed_files) == (files["a.md"]["chunks"], first.chunks, 1)
+    assert (second.encoded, second.chunks, second.changed_files) == (1, first.chunks, 1)  # only the edited section
     retriever = load_codebase(tmp_path / "mv", model=colbert)[0]
-    assert len(retriever) == first.chunks and retriever.index.deleted.sum() == files["a.md"]["chunks"]
+    assert len(retriever) == first.chunks and retriever.index.deleted.sum() == 1
     hits = retriever.search("The logo is bright orange.", k=10)  # an untrained projection: ask for the exact words
     assert hits[0].metadata["name"] == "Notes > Colours" and "bright orange" in hits[0].text
     assert len({h.id for h in hits}) == len(hits) <= first.chunks and not any("dark blue" in h.text for h in hits)

@@ -95,15 +95,21 @@ def test_unchanged_text_after_a_move_is_not_embedded_again(tmp_path, minilm, emb
     assert docs["parse_duration"].metadata["start"] < docs["greet"].metadata["start"]
 
 
-def test_snapshot_leaves_out_the_index_and_vcs_folders(tmp_path):
-    (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "HEAD").write_text("ref\n")
-    (tmp_path / "index").mkdir()
-    (tmp_path / "index" / "codebase.json").write_text("{}\n")
-    (tmp_path / ".index.abc123.tmp").mkdir()
-    (tmp_path / ".index.abc123.tmp" / "x").write_text("partial\n")
-    (tmp_path / "a.py").write_text("x = 1\n")
-    first = snapshot(tmp_path, [tmp_path / "index"])
-    assert list(first) == ["a.py"]
-    (tmp_path / "a.py").write_text("x = 22\n")
-    assert snapshot(tmp_path, [tmp_path / "index"]) != first
+def test_a_look_sees_edits_new_and_removed_files_but_not_ignored_folders(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "runs").mkdir()
+    indexed = ["src/a.py"]
+    first = snapshot(tmp_path, indexed)
+    assert set(first) == {"src/a.py", "src/", "./"}
+    (tmp_path / "runs" / "out.json").write_text("{}\n")  # an ignored folder: not looked at
+    assert snapshot(tmp_path, indexed) == first
+    (tmp_path / "src" / "a.py").write_text("x = 22\n")
+    second = snapshot(tmp_path, indexed)
+    assert second["src/a.py"] != first["src/a.py"]
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    (tmp_path / "src" / "b.py").write_text("y = 2\n")  # a new file: its folder's mtime moves
+    third = snapshot(tmp_path, indexed)
+    assert third["src/"] != second["src/"] and third["src/a.py"] == second["src/a.py"]
+    (tmp_path / "src" / "a.py").unlink()
+    assert snapshot(tmp_path, indexed)["src/a.py"] is None

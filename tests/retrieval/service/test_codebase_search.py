@@ -54,9 +54,8 @@ def test_server_answers_equal_the_in_process_ones(codebase, capsys, monkeypatch)
     assert search_output(capsys, str(codebase), QUERY, "-k", "3", "--all") == expected  # a running one is used
     stats = ServiceClient(url).stats()
     assert stats["searches"] == 3 and stats["writable"] is False  # read-only: the manifest owns the retriever
-    assert search_output(capsys, str(codebase), "duration", "--kind", "function", "-k", "1", "--all", "--lines", "0").startswith(
-        os.path.relpath(codebase.parent / "repo" / "clock.py")
-    )
+    first = search_output(capsys, str(codebase), "duration", "--kind", "function", "-k", "1", "--all", "--lines", "0")
+    assert "clock.py:1  parse_duration" in first  # --kind checked against the server's document listing
 
 
 def test_the_client_side_imports_neither_torch_nor_faiss():

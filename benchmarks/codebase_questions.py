@@ -90,36 +90,55 @@ def export_head(target: Path) -> Path:
     return target
 
 
+HYBRIDS = ["hybrid", "hybrid@convex:0.5", "hybrid@convex:0.7", "hybrid@rrf"]  # the Retriever's default, then variants
+
+
 def modes_of(retriever) -> list[str]:
-    """The search modes this retriever offers: ``dense``, plus ``lexical`` and ``hybrid`` where it keeps a lexical index."""
+    """The search settings to measure: ``dense``, plus ``lexical`` and the hybrids where the index keeps a lexical index.
+
+    ``hybrid@convex:0.5``: convex fusion with dense share 0.5; ``hybrid@rrf``: reciprocal rank fusion.
+    """
     if "mode" not in inspect.signature(retriever.search).parameters or getattr(retriever, "lexical", None) is None:
         return ["dense"]
-    return ["dense", "lexical", "hybrid"]
+    return ["dense", "lexical", *HYBRIDS]
 
 
-def measure(retriever, questions: list[dict], spans: dict, mode: str, k: int) -> dict:
-    """Accuracy and score statistics of one mode over every question."""
-    options = {} if mode == "dense" and modes_of(retriever) == ["dense"] else {"mode": mode}
+def search_options(spec: str, retriever) -> dict:
+    """``Retriever.search`` keywords of a setting of :func:`modes_of`."""
+    if modes_of(retriever) == ["dense"]:
+        return {}
+    mode, _, fusion = spec.partition("@")
+    options = {"mode": mode}
+    if fusion:
+        name, _, weight = fusion.partition(":")
+        options.update(fusion=name, **({"weight": float(weight)} if weight else {}))
+    return options
+
+
+def measure(retriever, questions: list[dict], spans: dict, spec: str, k: int, embeddings, dense_top: list[float]) -> dict:
+    """Accuracy and score statistics of one setting over every question (``dense_top``: each question's best dense score)."""
+    options = search_options(spec, retriever)
+    if options.get("mode") != "lexical" and "query_embeddings" in inspect.signature(retriever.search).parameters:
+        options["query_embeddings"] = embeddings  # every setting reads the same query vectors
     started = time.perf_counter()
     results = retriever.search([q["question"] for q in questions], k=k, **options)
     seconds = time.perf_counter() - started
     ranks, answered_top, unanswerable_top, ratios, misses = [], [], [], [], []
-    for q, hits in zip(questions, results):
-        top = hits[0].score if hits else 0.0
+    for q, hits, dense in zip(questions, results, dense_top):
         if q["path"] is None:
-            unanswerable_top.append(top)
+            unanswerable_top.append(dense)
             continue
         rank = rank_of_answer(hits, spans[q["id"]])
         ranks.append(rank)
-        answered_top.append(top)
-        if rank is not None and top > 0:
-            ratios.append(hits[rank - 1].score / top)
+        answered_top.append(dense)
+        if rank is not None and hits[0].score > 0:
+            ratios.append(hits[rank - 1].score / hits[0].score)
         if rank != 1:
             first = hits[0].metadata if hits else {}
             misses.append(f"{q['id']} rank {rank}: top-1 {first.get('path')}:{first.get('start')} {first.get('name')}")
     n = len(ranks)
     return {
-        "mode": mode, "questions": n, "unanswerable": len(unanswerable_top), "seconds": round(seconds, 2),
+        "mode": spec, "questions": n, "unanswerable": len(unanswerable_top), "seconds": round(seconds, 2),
         "top1": sum(r == 1 for r in ranks) / n, "top5": sum(r is not None and r <= 5 for r in ranks) / n,
         "mrr10": sum(1 / r for r in ranks if r is not None and r <= 10) / n,
         "answered_top_score": [round(s, 4) for s in answered_top], "unanswerable_top_score": [round(s, 4) for s in unanswerable_top],
@@ -128,8 +147,8 @@ def measure(retriever, questions: list[dict], spans: dict, mode: str, k: int) ->
 
 
 def floor_advice(row: dict) -> dict:
-    """The thresholds these scores suggest: the weak-top floor that best separates answered from unanswerable
-    top-1 scores (balanced accuracy), and the lowest correct-hit / top-1 ratio seen."""
+    """The thresholds these scores suggest: the floor on the best *dense* score that best separates answered from
+    unanswerable questions (balanced accuracy), and the lowest correct-hit / top-1 score ratio of this setting."""
     answered, unanswerable = np.array(row["answered_top_score"]), np.array(row["unanswerable_top_score"])
     best = (0.0, 0.0)
     for t in np.unique(np.concatenate([answered, unanswerable])):
@@ -155,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retrieval.codebase.index import index_codebase, load_codebase
+    from retrieval.codebase.index import MANIFEST, index_codebase, load_codebase
 
     args = build_parser().parse_args(argv)
     questions = load_questions(args.questions)
@@ -163,18 +182,22 @@ def main(argv: list[str] | None = None) -> int:
         root = args.root or export_head(Path(tmp) / "repo")
         spans = answer_spans(root, questions)
         out = args.index_dir or Path(tmp) / "index"
-        report = index_codebase(root, out, dtype=args.dtype, show_progress=False)
-        print(f"# {root}: {report.files} files, {report.chunks} chunks, indexed in {report.seconds:.1f} s")
+        if not (out / MANIFEST).is_file():
+            report = index_codebase(root, out, dtype=args.dtype, show_progress=False)
+            print(f"# {root}: {report.files} files, {report.chunks} chunks, indexed in {report.seconds:.1f} s")
         retriever, _ = load_codebase(out)
-        rows = [measure(retriever, questions, spans, mode, args.k) for mode in modes_of(retriever)]
-    print(f"{'mode':8s} {'label':10s} {'top-1':>6s} {'top-5':>6s} {'MRR@10':>7s}  floor advice")
+        print(f"# index {out}: {len(retriever)} chunks (an existing --index-dir is searched as it is)")
+        embeddings = retriever.embed_queries([q["question"] for q in questions])
+        dense_top = [hits[0].score if hits else 0.0 for hits in retriever.search_by_vector(embeddings, 1)]
+        rows = [measure(retriever, questions, spans, spec, args.k, embeddings, dense_top) for spec in modes_of(retriever)]
+    print(f"{'setting':18s} {'label':10s} {'top-1':>6s} {'top-5':>6s} {'MRR@10':>7s}  floor advice")
     for row in rows:
         row["label"], row["advice"] = args.label, floor_advice(row)
-        print(f"{row['mode']:8s} {args.label:10s} {row['top1']:6.3f} {row['top5']:6.3f} {row['mrr10']:7.3f}  {row['advice']}")
+        print(f"{row['mode']:18s} {args.label:10s} {row['top1']:6.3f} {row['top5']:6.3f} {row['mrr10']:7.3f}  {row['advice']}")
         if args.verbose:
             print("\n".join("    " + m for m in row["misses"]))
     if args.json:
-        storage.write_json(args.json, {"files": report.files, "chunks": report.chunks, "rows": rows})
+        storage.write_json(args.json, {"chunks": len(retriever), "rows": rows})
         print(f"results written to {args.json}")
     return 0
 

@@ -29,6 +29,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = "write a folder atomically"
+# The client side of `search --server` alone: what the command costs once nothing on its path imports torch.
+CLIENT_ONLY = (
+    "import json, sys; from retrieval.service.client import ServiceClient; from retrieval.codebase.hits import format_hit; "
+    "root = json.load(open(sys.argv[2] + '/codebase.json'))['root']; "
+    "print('\\n'.join(format_hit(h, root) for h in ServiceClient(sys.argv[1]).search(sys.argv[3], k=5)))"
+)
 
 
 def read_jsonl(path: Path, n: int | None = None) -> list[dict]:
@@ -138,11 +144,12 @@ def cli_latency(index: Path, repeats: int, anchor_repeats: int) -> dict:
     resident = [run(base + ["--resident"]) for _ in range(repeats)]
     url = json.loads(record(index).read_text())["url"]
     server = [run(base + ["--server", url]) for _ in range(repeats)]
+    client_only = [run([sys.executable, "-c", CLIENT_ONLY, url, str(index), QUERY]) for _ in range(repeats)]
     stop(index)
     in_process = [run(base + ["--no-server"]) for _ in range(anchor_repeats)]
     python = [run([sys.executable, "-c", "pass"]) for _ in range(repeats)]
     return {"cold_start_s": cold, "resident_p50_s": float(np.median(resident)), "server_p50_s": float(np.median(server)),
-            "in_process_p50_s": float(np.median(in_process)), "python_startup_p50_s": float(np.median(python)),
+            "client_only_p50_s": float(np.median(client_only)), "in_process_p50_s": float(np.median(in_process)), "python_startup_p50_s": float(np.median(python)),
             "repeats": repeats, "anchor_repeats": anchor_repeats}
 
 
@@ -158,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="command-line calls per setting")
     p.add_argument("--anchor-repeats", type=int, default=3, help="in-process command-line calls (each loads the model)")
     p.add_argument("--skip-cli", action="store_true", help="measure the load only")
+    p.add_argument("--skip-load", action="store_true", help="measure the command line only")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -165,23 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    scifact = build_scifact(args.data_dir, args.workdir / "scifact", args.documents, args.quiet)
-    queries = [q["text"] for q in read_jsonl(args.data_dir / "scifact" / "queries.jsonl")]
     result = {"load": [], "cli": None, "cores": os.cpu_count(), "loadavg_start": os.getloadavg()[0]}
-    process, url = start_server(scifact)
-    try:
-        for clients in args.clients:
-            row = load(url, queries, clients, args.requests, args.seconds, args.k)
-            result["load"].append(row)
-            print(f"{clients:>3} clients: {row['requests']} searches, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, {row['qps']:.1f} queries/s", flush=True)
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
+    if not args.skip_load:
+        scifact = build_scifact(args.data_dir, args.workdir / "scifact", args.documents, args.quiet)
+        queries = [q["text"] for q in read_jsonl(args.data_dir / "scifact" / "queries.jsonl")]
+        process, url = start_server(scifact)
+        try:
+            for clients in args.clients:
+                row = load(url, queries, clients, args.requests, args.seconds, args.k)
+                result["load"].append(row)
+                print(f"{clients:>3} clients: {row['requests']} searches, p50 {row['p50_ms']:.1f} ms, "
+                      f"p99 {row['p99_ms']:.1f} ms, {row['qps']:.1f} queries/s", flush=True)
+        finally:
+            process.terminate()
+            process.wait(timeout=120)
     if not args.skip_cli:
         cli = result["cli"] = cli_latency(build_code_index(args.workdir / "code-index"), args.repeats, args.anchor_repeats)
         print(f"search --server p50 {cli['server_p50_s']:.2f} s, resident p50 {cli['resident_p50_s']:.2f} s "
               f"(cold start {cli['cold_start_s']:.1f} s), in-process p50 {cli['in_process_p50_s']:.2f} s "
-              f"(x{cli['in_process_p50_s'] / cli['server_p50_s']:.0f} the --server path), bare python start {cli['python_startup_p50_s']:.2f} s")
+              f"(x{cli['in_process_p50_s'] / cli['server_p50_s']:.0f} the --server path), client side alone p50 "
+              f"{cli['client_only_p50_s']:.2f} s, bare python start {cli['python_startup_p50_s']:.2f} s")
     result["loadavg_end"] = os.getloadavg()[0]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -37,14 +37,13 @@ import torch
 from tqdm.auto import tqdm
 
 from encoder import ModelLoadError, default_model, load_model
-from evaluation import mteb_results
-from indexes import IndexFormatError, storage
+from evaluation.outputs import add_output_arguments, write_outputs
+from indexes import IndexFormatError
 from retrieval import ColbertRetriever, Retriever
 from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from retrieval.documents import document_text
 from retrieval.metrics import METRICS, retrieve, score
 from retrieval.rerank import load_reranker
-from retrieval.metrics import check_metrics, per_query
 
 logger = logging.getLogger("evaluation.beir")
 
@@ -133,7 +132,7 @@ def beir_source(dataset: str = "scifact", data_dir: str | Path | None = None, sp
     corpus_file = data_path / "corpus.jsonl"
     st = corpus_file.stat()
     return Source(dataset, split, data, corpus_key=f"{corpus_file.resolve()}:{st.st_size}:{st.st_mtime_ns}",
-                  cache_name=data_path.name)
+                  cache_name=data_path.name, info={"source": str(data_path)})
 
 
 def model_limits(retriever: Retriever) -> tuple[int, int]:
@@ -367,38 +366,6 @@ def result_record(source: Source, retriever: Retriever, index: str, split_run: S
     }
 
 
-def summary(result: dict) -> dict:
-    """The flat JSON of a record: everything but the ranked lists."""
-    return {k: v for k, v in result.items() if k != "run"}
-
-
-def write_outputs(result: dict, data: BeirData, *, output=None, mteb_dir=None, per_query_file=None,
-                  metrics=METRICS, settings: dict | None = None) -> list[Path]:
-    """Score ``metrics`` (any :mod:`retrieval.metrics` name), then write what was asked, each file atomically.
-
-    ``output``: the flat summary JSON; ``mteb_dir``: the MTEB-schema file (:mod:`evaluation.mteb_results`);
-    ``per_query_file``: ``{"metrics", "queries": {qid: {metric: value}}}`` (nDCG@10 always among them), what
-    significance tests and confidence intervals need. Returns the paths written.
-    """
-    qrels = data.evaluation_qrels()
-    metrics = list(dict.fromkeys(metrics))
-    if metrics != list(result["metrics"]):
-        result["metrics"] = score(qrels, result["run"], metrics)
-    written = []
-    if output:
-        written.append(storage.write_json(output, summary(result)))
-    if mteb_dir:
-        scores = mteb_results.mteb_scores(qrels, result["run"])
-        written.append(mteb_results.write_task_result(mteb_dir, result, scores, mteb_results.dataset_revision(data),
-                                                      settings))
-    if per_query_file:
-        names = list(dict.fromkeys(["ndcg@10", *metrics]))
-        queries = per_query(qrels, result["run"], names)
-        written.append(storage.write_json(per_query_file, {"dataset": result["dataset"], "split": result["split"],
-                                                           "model": result["model"], "metrics": names, "queries": queries}))
-    return written
-
-
 def format_truncation(result: dict) -> str:
     t = result["truncation"]
     note = f" ({t['note']})" if t["note"] else ""
@@ -494,26 +461,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     add_output_arguments(p)
     return p
-
-
-def metric_list(text: str) -> list[str]:
-    """``--metrics``: comma-separated names, each checked now (argparse prints the reason of a bad one)."""
-    try:
-        return check_metrics(text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_output_arguments(p: argparse.ArgumentParser) -> None:
-    """``--metrics``, ``--mteb-dir``, ``--per-query``: what is scored and written besides ``--output``'s summary."""
-    p.add_argument("--metrics", default=",".join(METRICS), type=metric_list,
-                   help="comma-separated metrics: ndcg, map, recall, precision, mrr, success at a cut-off (ndcg@20) or any "
-                   f"pytrec_eval measure (P@5, bpref, Rprec) (default: {','.join(METRICS)})")
-    p.add_argument("--mteb-dir", default=None, metavar="DIR", help="also write the result in MTEB's schema, "
-                   "DIR/<model>/<revision>/<Task>.json (nDCG, MAP, Recall, P, MRR at 1, 3, 5, 10, 100, 1000; main_score "
-                   "nDCG@10) with the run's settings; mteb.TaskResult.from_disk loads it")
-    p.add_argument("--per-query", default=None, metavar="FILE", help="also write each query's scores (nDCG@10 and "
-                   "--metrics) as JSON: what evaluation.report's significance tests read")
 
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:

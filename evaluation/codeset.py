@@ -340,7 +340,8 @@ def build_codeset(
                        max_query_words=max_query_words, min_code_lines=min_code_lines)
     pairs = deduplicate(pairs, drops)
     if corpus != "units":
-        drops["module (file corpus)"] += sum(p["kind"] == "module" for p in pairs)
+        if modules := sum(p["kind"] == "module" for p in pairs):
+            drops["module (file corpus)"] += modules  # a module's relevant chunks would be its whole file
         pairs = [p for p in pairs if p["kind"] != "module"]
     if not pairs:
         read = sum(n for k, n in files.items() if k.startswith("read"))

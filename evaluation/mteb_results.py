@@ -132,8 +132,11 @@ def languages(record: dict) -> list[str]:
     code = re.match(r"csn_(\w+)$", name)
     if code:
         return ["eng-Latn", f"{code.group(1)}-Code"]
-    if record.get("kind") == "codeset" or "codeset" in str(record.get("source", "")):
-        return ["eng-Latn", "python-Code"]
+    codeset = Path(str(record.get("source", ""))) / "codeset.json"  # a set built by evaluation.codeset
+    if codeset.is_file():
+        files = json.loads(codeset.read_text(encoding="utf-8")).get("files", {})  # {"read python": 28, ...}
+        read = sorted(k.removeprefix("read ") for k in files if k.startswith("read "))
+        return ["eng-Latn", *(f"{lang}-Code" for lang in (read or ["python"]))]
     lang = record.get("language")
     return [f"{lang}-Latn" if len(lang) == 3 else {"en": "eng-Latn"}.get(lang, lang)] if lang else ["eng-Latn"]
 

@@ -104,7 +104,7 @@ def retrieval_keyword() -> str | None:
 
 def run_pair(model_obj, model: str, task: Task, mode: str, split: str, out: Path, settings: dict) -> dict:
     """Evaluate one pair through the harness and write its three files; returns the summary."""
-    from evaluation import beir
+    from evaluation import beir, outputs
 
     kwargs = dict(settings)
     keyword = retrieval_keyword()
@@ -119,9 +119,9 @@ def run_pair(model_obj, model: str, task: Task, mode: str, split: str, out: Path
         raise ValueError(str(exc)) from None
     result.setdefault("retrieval", mode)
     summary_path, per_query_path = pair_paths(out, model, task, mode)
-    beir.write_outputs(result, source.data, output=summary_path, mteb_dir=out / "mteb", per_query_file=per_query_path,
+    outputs.write_outputs(result, source.data, output=summary_path, mteb_dir=out / "mteb", per_query_file=per_query_path,
                        settings={**settings, "retrieval": mode})
-    return beir.summary(result)
+    return outputs.summary(result)
 
 
 def load(model: str, args: argparse.Namespace):

@@ -103,13 +103,13 @@ class Index(ABC):
     def search(self, queries, k: int, *, subset=None) -> SearchResult:
         """Top-``k`` documents of each query, highest score first, among ``subset`` when given."""
 
+    @abstractmethod
     def delete(self, ids) -> None:
         """Remove documents by id; KeyError for an unknown id, with nothing changed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def compact(self) -> None:
         """Drop what deleted documents still occupy; searches then equal a rebuilt index's."""
-        raise NotImplementedError
 
     @abstractmethod
     def save(self, path: str | Path) -> None:

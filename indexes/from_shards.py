@@ -52,16 +52,17 @@ def serial_map(func: Callable, args: list[tuple]) -> list:
     return [func(*a) for a in args]
 
 
-def _ids(shards: ShardSet) -> list[str]:
-    """Every document id, in shard order; a repeated id is a ``ValueError`` naming both shards."""
-    ids, seen = [], {}
+def _ids(shards: ShardSet) -> tuple[list[str], list[int]]:
+    """Every document id in shard order, and each shard's first position; a repeated id is a ``ValueError``."""
+    ids, seen, starts = [], {}, []
     for number in range(len(shards)):
+        starts.append(len(ids))
         for doc_id in shards.read(number, verify=False).ids:
             first = seen.setdefault(doc_id, number)
             if first != number or len(seen) == len(ids):
                 raise ValueError(f"document id {doc_id!r} is in shard {first} and shard {number} of {shards.path}")
             ids.append(doc_id)
-    return ids
+    return ids, starts
 
 
 def sample_rows(shards: ShardSet, size: int, seed: int = 0) -> np.ndarray:
@@ -112,14 +113,12 @@ def _is_ivf(index) -> bool:
         return False
 
 
-def add_shard_part(trained_file: str, shards_path: str, number: int, part_file: str, metric: str) -> int:
+def add_shard_part(trained_file: str, shards_path: str, number: int, start: int, part_file: str, metric: str) -> int:
     """Add shard ``number`` to a copy of the trained index in ``trained_file`` and write it to ``part_file``.
 
     Runs anywhere the files are visible (a Ray task); returns the vectors added.
     """
-    shards = ShardSet(shards_path)
-    shard = shards.read(number)
-    start, _ = shards.plan[number]
+    shard = ShardSet(shards_path).read(number)
     index = faiss.read_index(trained_file)
     index.add_with_ids(_prepared(shard.embeddings, metric), np.arange(start, start + len(shard.ids), dtype=np.int64))
     faiss.write_index(index, part_file)
@@ -151,7 +150,7 @@ def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, 
         raise ValueError(f"{shards.path} holds token vectors: build a multi-vector index from it")
     if metric not in sv.METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(sv.METRICS)}")
-    ids = _ids(shards)
+    ids, starts = _ids(shards)
     index = train_single(shards, factory, metric, train_size, seed)
     path = Path(path)
     with storage.directory(path) as tmp, tempfile.TemporaryDirectory(prefix=".parts-", dir=Path(path).absolute().parent) as parts:
@@ -159,9 +158,10 @@ def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, 
         if _is_ivf(index):
             trained = str(Path(parts) / "trained.faiss")
             faiss.write_index(index, trained)
-            jobs = [(trained, str(shards.path.absolute()), i, str(Path(parts) / f"part-{i:05d}.faiss"), metric) for i in range(len(shards))]
+            jobs = [(trained, str(shards.path.absolute()), i, starts[i], str(Path(parts) / f"part-{i:05d}.faiss"), metric)
+                    for i in range(len(shards))]
             map_fn(add_shard_part, jobs)
-            merge_ondisk(index, [job[3] for job in jobs], str(tmp / IVF_DATA))
+            merge_ondisk(index, [job[4] for job in jobs], str(tmp / IVF_DATA))
             ivf = faiss.extract_index_ivf(index)
             faiss.downcast_InvertedLists(ivf.invlists).filename = str(Path(final_path or path).absolute() / IVF_DATA)
             files.append(IVF_DATA)
@@ -259,7 +259,7 @@ def build_multi(shards: ShardSet | str | Path, path: str | Path, *, nbits: int =
         raise ValueError(f"{shards.path} holds one vector per document: build a single-vector index from it")
     if nbits not in mv.QTYPES:
         raise ValueError(f"nbits must be one of {sorted(mv.QTYPES)}, not {nbits}")
-    ids = _ids(shards)
+    ids, starts = _ids(shards)
     codec, nlist, total = train_codec(shards, nbits, nlist, train_tokens_per_centroid, kmeans_iters, seed)
     doclens = np.concatenate([shards.read(i, verify=False).doclens for i in range(len(shards))])
     doc_offsets = np.concatenate([[0], np.cumsum(doclens)]).astype(np.int64)
@@ -269,7 +269,7 @@ def build_multi(shards: ShardSet | str | Path, path: str | Path, *, nbits: int =
         _empty_npy(tmp / "codes.npy", (total, codec.sa_code_size()), np.uint8)
         jobs = []
         for i in range(len(shards)):
-            first_doc = shards.plan[i][0]
+            first_doc = starts[i]
             jobs.append((str(tmp / "codec.faiss"), str(shards.path.absolute()), i, str(tmp / "codes.npy"),
                          int(doc_offsets[first_doc]), first_doc, str(Path(parts) / f"pairs-{i:05d}.npy")))
         map_fn(encode_token_shard, jobs)

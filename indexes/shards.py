@@ -1,7 +1,7 @@
 """Embedding shards: a corpus's vectors as numbered folders on disk, each complete or absent.
 
 A shard set is a folder holding ``shards.json`` (the plan: every shard expected, its first
-document and size, the kind, dimension, model) and one folder per finished shard::
+item and number of items, the kind, dimension, model) and one folder per finished shard::
 
     SHARDS/shards.json
     SHARDS/shard-00000/embeddings.npy   float32 (documents, dim), or (tokens, dim) for token vectors
@@ -115,12 +115,13 @@ class ShardSet:
 
     def write(self, number: int, ids: list[str], embeddings: np.ndarray, doclens: np.ndarray | None = None,
               documents: list[dict] | None = None) -> Path:
-        """Write shard ``number`` atomically; its size must be the plan's."""
+        """Write shard ``number`` atomically: the documents of the plan's items (a file's items may be several chunks)."""
         start, count = self.plan[number]
         embeddings = np.ascontiguousarray(embeddings)
-        rows = int(doclens.sum()) if doclens is not None else len(ids)
-        if len(ids) != count or embeddings.shape != (rows, self.dim) or (doclens is not None and len(doclens) != count):
-            raise ValueError(f"shard {number}: {len(ids)} ids and vectors of shape {embeddings.shape}; the plan says {count} documents of dim {self.dim}")
+        rows = int(np.sum(doclens)) if doclens is not None else len(ids)
+        if embeddings.shape != (rows, self.dim) or (doclens is not None and len(doclens) != len(ids)):
+            raise ValueError(f"shard {number}: {len(ids)} ids, {'no' if doclens is None else len(doclens)} token counts and "
+                             f"vectors of shape {embeddings.shape}; expected dim {self.dim}")
         if (doclens is None) != (self.kind == "single"):
             raise ValueError(f"shard {number}: token counts are {'required' if self.kind == 'multi' else 'only for token vectors'}")
         with storage.directory(self.path / shard_name(number)) as tmp:
@@ -145,7 +146,8 @@ class ShardSet:
             doclens = np.load(folder / "doclens.npy", allow_pickle=False) if self.kind == "multi" else None
         except (ValueError, OSError) as exc:
             raise IndexFormatError(f"{folder} is truncated or corrupted: {exc}") from exc
-        if (meta["start"], meta["count"]) != tuple(self.plan[number]) or len(meta["ids"]) != meta["count"]:
+        rows = len(meta["ids"]) if doclens is None else int(doclens.sum())
+        if (meta["start"], meta["count"]) != tuple(self.plan[number]) or len(emb) != rows:
             raise IndexFormatError(f"{folder} does not match the plan in {self.path / PLAN_FILE}")
         return Shard(number, meta["ids"], emb, doclens, folder)
 

@@ -170,7 +170,7 @@ def _identity(path: Path):
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_ctime_ns  # ctime too: a swapped-in folder may reuse a removed one's inode
 
 
 def read_consistently(path: str | Path, load, attempts: int = 10):

@@ -12,9 +12,10 @@ import sys
 
 from retrieval.cli import run_reporting_errors
 from retrieval.codebase import cli as codebase_cli
+from retrieval.scale import cli as scale_cli
 from retrieval.service import cli as service_cli
 
-COMMAND_MODULES = [codebase_cli, service_cli]
+COMMAND_MODULES = [codebase_cli, service_cli, scale_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from encoder.sentence import guard_tokenizer
-from retrieval.documents import Document
+from retrieval.documents import Document, Hit
 
 DEFAULT_OVERLAP = 32
 MARGIN = 1  # a window re-tokenized may gain a token at a word-piece boundary
@@ -148,3 +148,19 @@ class Chunking:
                      parent_id=doc.id, start=p.start, end=p.end)
             for j, p in enumerate(fitted)
         ]
+
+
+def best_chunk_per_document(hits: list[Hit], document: Callable[[str], Document | None]) -> list[Hit]:
+    """Documents ranked by their best chunk (MaxP): each parent once, with its own text, the best chunk's score and offsets.
+
+    ``document(parent_id)`` gives the stored document (None when it went since the search).
+    """
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        parent = hit.parent_id or hit.id
+        if parent in best:
+            continue
+        doc = document(parent) or Document(parent, hit.text, hit.title, hit.metadata)
+        best[parent] = Hit(id=parent, score=hit.score, text=doc.text, title=doc.title, metadata=doc.metadata,
+                           start=hit.start, end=hit.end)
+    return list(best.values())

@@ -58,10 +58,10 @@ class ColbertRetriever(Retriever):
         batch_size: int = batch_size_default,
         chunk_size: int = 4096,
         show_progress: bool = False,
+        trust_remote_code: bool = False,
         lexical=True,
         chunk_overlap: int = DEFAULT_OVERLAP,
         chunker: Chunker | None = None,
-        trust_remote_code: bool = False,
     ):
         self.trust_remote_code = trust_remote_code
         self._setup(model, device, dtype, document_length, batch_size, chunk_size, show_progress)

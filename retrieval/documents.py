@@ -11,6 +11,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,9 +62,9 @@ class Document:
     text: str
     title: str = ""
     metadata: dict = field(default_factory=dict)
-    parent_id: str | None = None
     start: int | None = None
     end: int | None = None
+    parent_id: str | None = None
 
     @property
     def full_text(self) -> str:
@@ -78,6 +79,20 @@ class Document:
     def record(self) -> dict:
         """The fields to store (the chunk fields only where set), as ``Document(**record)`` reads them back."""
         return {k: v for k, v in vars(self).items() if v is not None or k not in ("parent_id", "start", "end")}
+
+
+def read_documents(path) -> list[Document]:
+    """The documents of a JSONL file of :meth:`Document.record` lines; a bad line is an ``IndexFormatError`` naming it."""
+    from indexes import IndexFormatError
+
+    docs = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                docs.append(Document(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise IndexFormatError(f"{path}:{line_no}: corrupted document record: {exc}") from exc
+    return docs
 
 
 def as_document(item, auto_id: str) -> Document:

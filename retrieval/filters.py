@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 
 from retrieval.documents import Document
@@ -121,3 +122,36 @@ def where_key(where: Mapping) -> str | None:
         return json.dumps(where, sort_keys=True, ensure_ascii=False)
     except (TypeError, ValueError):
         return None
+
+
+class FilterCache:
+    """The id sets of the last ``size`` filters, valid until the documents change (:meth:`clear`); thread-safe.
+
+    A filter evaluated while a change lands is returned but not kept (its generation is stale).
+    """
+
+    def __init__(self, size: int = 64):
+        self.size, self._generation, self._sets = size, 0, {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._sets.clear()
+
+    def ids(self, where: Mapping | None, documents: Callable[[], Iterable[Document]]) -> list[str] | None:
+        """The ids ``where`` keeps among ``documents()`` (None for no filter), from the cache when it was asked before."""
+        if not where:
+            return None
+        key = where_key(where)
+        with self._lock:
+            generation, cached = self._generation, self._sets.get(key) if key else None
+        if cached is not None:
+            return cached
+        ids = matching_ids(where, documents())
+        with self._lock:
+            if key and generation == self._generation:
+                if len(self._sets) >= self.size:
+                    self._sets.pop(next(iter(self._sets)))
+                self._sets[key] = ids
+        return ids

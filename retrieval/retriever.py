@@ -37,9 +37,9 @@ from encoder import default_model, encode, load_model, token_lengths
 from encoder.sentence import guard_tokenizer
 from indexes import FaissIndex, IndexFormatError, storage
 from retrieval import fusion as fusions
-from retrieval.chunking import DEFAULT_OVERLAP, Chunker, Chunking, model_token_offsets
-from retrieval.documents import Document, Hit, as_document
-from retrieval.filters import matching_ids, where_key
+from retrieval.chunking import DEFAULT_OVERLAP, Chunker, Chunking, best_chunk_per_document, model_token_offsets
+from retrieval.documents import Document, Hit, as_document, read_documents
+from retrieval.filters import FilterCache
 from retrieval.rerank import load_reranker
 
 FORMAT = "retriever"
@@ -52,7 +52,6 @@ LEXICAL_DIR = "lexical"
 MODEL_DIR = "model"
 MODES = ("dense", "lexical", "hybrid")
 HYBRID_DEPTH = 100  # candidates each part gives the fusion (at least k)
-WHERE_CACHE = 64  # filters whose id sets are kept until the documents change
 
 
 def model_reference(model) -> str:
@@ -177,8 +176,7 @@ class Retriever:
         self.lexical = lexical
         self._lexical_pending: dict[str, None] = {}  # ids added but not yet in the BM25 index (ordered set)
         self.chunk_overlap, self.chunker = chunk_overlap, chunker
-        self._generation = 0  # bumped by every change: the filter cache's validity
-        self._where_cache: dict[str, tuple[int, list[str]]] = {}
+        self._filters = FilterCache()  # id sets of recent filters, cleared by every change
         self._rerankers: dict[str, object] = {}
         self._cache_lock = threading.Lock()
 
@@ -267,6 +265,8 @@ class Retriever:
         if embeddings is not None:
             if len(embeddings) != len(docs):
                 raise ValueError(f"{len(embeddings)} embeddings for {len(docs)} documents")
+            if not all(np.isfinite(np.asarray(e, dtype=np.float32)).all() for e in embeddings):
+                raise ValueError("embeddings hold NaN or infinite values")  # checked here: upsert removes before it adds
             units, vectors = docs, embeddings
         else:
             units = self._chunking(chunk).split(docs) if chunk is not False and docs else docs
@@ -357,9 +357,7 @@ class Retriever:
             self._changed()
 
     def _changed(self) -> None:
-        with self._cache_lock:
-            self._generation += 1
-            self._where_cache.clear()
+        self._filters.clear()
 
     def _flush_lexical(self) -> None:
         """Put the documents added since the last flush into the BM25 index (under the write lock)."""
@@ -469,34 +467,10 @@ class Retriever:
 
     def _subset(self, where: dict | None) -> list[str] | None:
         """The ids a ``where`` filter keeps (cached per filter until the documents change); None for no filter."""
-        if not where:
-            return None
-        key = where_key(where)
-        with self._cache_lock:
-            generation, cached = self._generation, self._where_cache.get(key) if key else None
-        if cached is not None:
-            return cached
-        ids = matching_ids(where, list(self.documents.values()))
-        with self._cache_lock:
-            if key and generation == self._generation:
-                if len(self._where_cache) >= WHERE_CACHE:
-                    self._where_cache.pop(next(iter(self._where_cache)))
-                self._where_cache[key] = ids
-        return ids
+        return self._filters.ids(where, lambda: list(self.documents.values()))
 
     def _group(self, hits: list[Hit]) -> list[Hit]:
-        """Documents ranked by their best chunk (MaxP): the document's own text, the best chunk's score and offsets."""
-        best: dict[str, Hit] = {}
-        for hit in hits:
-            parent = hit.parent_id or hit.id
-            if parent in best:
-                continue
-            doc = self.parents.get(parent) or self.documents.get(parent)
-            if doc is None:
-                doc = Document(parent, hit.text, hit.title, hit.metadata)
-            best[parent] = Hit(id=parent, score=hit.score, text=doc.text, title=doc.title, metadata=doc.metadata,
-                               start=hit.start, end=hit.end)
-        return list(best.values())
+        return best_chunk_per_document(hits, lambda parent: self.parents.get(parent) or self.documents.get(parent))
 
     def reranker(self, rerank):
         """A reranker object as given, or the one a model id / folder names (loaded once per retriever)."""
@@ -605,18 +579,6 @@ class Retriever:
             raise IndexFormatError(f"{path / LEXICAL_DIR} holds {len(lexical.live_ids())} documents, {DOCUMENTS_FILE} {len(self.documents)}")
         if saved_lexical is None:  # saved before BM25 came: index the stored texts at the first lexical search
             self.lexical, self._lexical_pending = LexicalIndex(), dict.fromkeys(self.documents)
-
-
-def read_documents(path: Path) -> list[Document]:
-    """The documents of a JSONL file written by :meth:`Retriever.save`; a bad line is an error naming it."""
-    docs = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            try:
-                docs.append(Document(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise IndexFormatError(f"{path}:{line_no}: corrupted document record: {exc}") from exc
-    return docs
 
 
 Retriever.kinds[Retriever.kind] = Retriever

@@ -25,9 +25,9 @@ reader sees the previous index or the new one, never half of one:
 A second run hashes every file and chunks only new and changed files; of their chunks it
 embeds only those whose text is new. Chunk ids name the text a chunk embeds, so an edit of
 one function re-embeds that function's chunk and nothing else of the file (a chunk moved by
-lines added above it keeps its id and embedding; only its line numbers are refreshed): after
-``--watch`` saw one function edited in this repository's ``indexes/storage.py`` it embedded 1
-chunk, where re-embedding the file took 21. Chunks no longer produced leave the index.
+lines added above it keeps its id and embedding; only its line numbers are refreshed): a line
+added inside ``file_digest`` of this repository's ``indexes/storage.py`` embeds 1 chunk, where
+re-embedding the changed file, as before, took 22. Chunks no longer produced leave the index.
 How depends on what the retriever's index can do, not on its kind's name. A multi-vector
 index (:class:`indexes.MultiVectorIndex`, its own tombstones, never returned) is loaded, the
 old chunks deleted and the new ones added with the trained centroids: token embeddings are

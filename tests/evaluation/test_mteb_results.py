@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from evaluation import beir
+from evaluation import beir, outputs
 from retrieval.metrics import METRICS, check_metrics, per_query, score
 from tests.conftest import write_beir
 
@@ -71,7 +71,7 @@ def test_mteb_file_loads_with_mteb_and_agrees_with_the_summary(ghost_result, tmp
     import mteb
 
     source, result = ghost_result
-    written = beir.write_outputs(result, source.data, output=tmp_path / "summary.json", mteb_dir=tmp_path / "mteb",
+    written = outputs.write_outputs(result, source.data, output=tmp_path / "summary.json", mteb_dir=tmp_path / "mteb",
                                  per_query_file=tmp_path / "per_query.json", metrics=["ndcg@10", "P@1", "mrr@10"],
                                  settings={"retrieval": "dense"})
     summary_file, mteb_file, per_query_file = written

@@ -10,7 +10,7 @@ import pytest
 from indexes import FaissIndex, MultiVectorIndex, maxsim
 from indexes.multi_vector import normalize
 
-DIM, N = 16, 1000
+DIM, N = 16, 600
 # Settings where the kind is exact, so filtered results can be compared with numpy brute force.
 EXACT = {"Flat": None, "HNSW32": "efSearch=1024", "IVF16,Flat": "nprobe=16"}
 

@@ -39,7 +39,7 @@ def model_folder() -> Path:
 
 @pytest.fixture(scope="module")
 def colbert():
-    retriever = ColbertRetriever(str(model_folder()), dtype="float32", nprobe=4)
+    retriever = ColbertRetriever(str(model_folder()), dtype="float32", nprobe=4, lexical=False)  # BM25 files: test_hybrid
     retriever.add([(f"d{i}", t) for i, t in enumerate(TEXTS)])
     return retriever
 

@@ -109,6 +109,16 @@ def test_identifier_queries_and_modes(search):
         assert code == 0 and headers(lines)[0].split("  ")[1] == "parse_duration"
 
 
+def test_a_question_the_code_does_not_answer_says_so(search, index):
+    code, lines, err = search("send an email notification to the administrators")
+    assert code == 0 and "no good match" in err and headers(lines)  # still shown, flagged on stderr
+    code, lines, err = search("turn a span of hours and minutes into seconds", "--code-only")
+    assert code == 0 and "no good match" not in err and headers(lines)[0].split("  ")[1] == "parse_duration"
+    code, lines, err = search("send an email notification to the administrators", "--all")
+    chunks = sum(f["chunks"] for f in json.loads((index[1] / "codebase.json").read_text())["files"].values())
+    assert "no good match" not in err and len(headers(lines)) == min(chunks, 10)  # every hit up to -k, no floor
+
+
 def test_bad_filters_are_errors_naming_what_exists(search):
     code, _, err = search("stack", "--lang", "cobol")
     assert code == 2 and "--lang cobol" in err and "go" in err and "python" in err

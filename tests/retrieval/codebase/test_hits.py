@@ -70,9 +70,9 @@ def test_json_record_has_what_an_editor_jumps_to():
 
 def test_floor_drops_hits_far_below_the_best_and_warns_on_a_weak_best():
     hits = [hit(NO_DOC, "a", score=0.60), hit(NO_DOC, "b", score=0.50), hit(NO_DOC, "c", score=0.30)]
-    kept, warning = apply_floor(hits, "dense", relative=0.75)
+    kept, warning = apply_floor(hits, "dense", dense_top=0.60, relative=0.75)
     assert [h.metadata["name"] for h in kept] == ["a", "b"] and warning is None
-    kept, warning = apply_floor([hit(NO_DOC, "a", score=0.2), hit(NO_DOC, "b", score=0.19)], "dense", relative=0.75)
-    assert len(kept) == 2 and warning.startswith("no good match")
-    assert apply_floor(hits, "dense", relative=None)[0] == hits
+    kept, warning = apply_floor([hit(NO_DOC, "a", score=0.9), hit(NO_DOC, "b", score=0.8)], "hybrid", dense_top=0.2, relative=0.75)
+    assert len(kept) == 2 and warning.startswith("no good match") and "0.200" in warning
+    assert apply_floor(hits, "lexical", relative=0.0) == (hits, None)  # no dense score: no warning
     assert apply_floor([], "dense") == ([], "no match")

@@ -62,16 +62,22 @@ def test_bad_requests_get_422_naming_the_field(server):
             request_json("POST", server.url + "/search", body)
         assert err.value.status == 422 and field in str(err.value), body
     with pytest.raises(ServiceError) as err:
-        request_json("POST", server.url + "/documents", {"documents": [{"text": "no id"}]})
+        request_json("POST", server.url + "/documents", {"documents": [{"text": "no id"}]}, headers={"X-API-Key": "s3cret"})
     assert err.value.status == 422 and "documents.0.id" in str(err.value)
 
 
-def test_kill_9_during_acknowledged_writes_loses_none(tmp_path, minilm, start_server):
+def test_writes_beyond_loopback_need_an_api_key(folder, capsys):
+    assert main(["serve", str(folder), "--host", "0.0.0.0"]) == 2
+    assert "--api-key" in capsys.readouterr().err
+    assert not (folder.parent / f".{folder.name}.server.json").exists()
+
+
+def test_kill_9_during_acknowledged_writes_loses_none(server, minilm):
+    """Last in the file: it kills the module's server (one model load fewer than a server of its own)."""
     from retrieval import Retriever
 
-    folder = save_tiny(tmp_path / "idx", minilm)
-    server = start_server(folder)
-    client = ServiceClient(server.url, timeout=30)
+    folder = server.folder
+    client = ServiceClient(server.url, api_key="s3cret", timeout=30)
     acknowledged, stop = [], threading.Event()
 
     def write_stream():
@@ -98,9 +104,3 @@ def test_kill_9_during_acknowledged_writes_loses_none(tmp_path, minilm, start_se
     saved = Retriever.load(folder, model=minilm)  # the checkpoint holds them all, the log is empty
     assert set(acknowledged) <= set(saved.documents) and {d["id"] for d in DOCS} <= set(saved.documents)
     assert read_log(folder.parent / f".{folder.name}.wal", find_folder(folder).snapshot_id()) == ([], "")
-
-
-def test_writes_beyond_loopback_need_an_api_key(folder, capsys):
-    assert main(["serve", str(folder), "--host", "0.0.0.0"]) == 2
-    assert "--api-key" in capsys.readouterr().err
-    assert not (folder.parent / f".{folder.name}.server.json").exists()

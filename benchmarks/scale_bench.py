@@ -234,6 +234,106 @@ def run_multi(args) -> list[dict]:
     return rows
 
 
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _shard_vectors(folder: Path) -> tuple[list[str], np.ndarray]:
+    from indexes.shards import ShardSet
+
+    shards = ShardSet(folder)
+    return ([i for n in range(len(shards)) for i in shards.read(n).ids],
+            np.concatenate([np.asarray(shards.read(n).embeddings) for n in range(len(shards))]))
+
+
+def _ndcg(retriever, data, doc_ids: list[str], vectors: np.ndarray, query_emb: np.ndarray) -> float:
+    from retrieval.metrics import retrieve, score
+
+    retriever.index = type(retriever.index)(vectors.shape[1], "Flat")
+    retriever.index.add(doc_ids, vectors)
+    results = retrieve(retriever, list(data.queries), query_emb)
+    return score(data.qrels, results, ["ndcg@10"])["ndcg@10"]
+
+
+def run_ray(args) -> list[dict]:
+    """In-process embed_documents against ``python -m retrieval encode`` with 1 and 2 local Ray workers, same run."""
+    from retrieval import Retriever
+    from retrieval.beir_data import join_judgments, read_corpus, read_qrels, read_queries
+    from retrieval.scale.encode import encode_corpus
+
+    root, work = Path(args.data_dir) / args.dataset, Path(args.work)
+    corpus = read_corpus(root / "corpus.jsonl")
+    ids = list(corpus)[: args.limit] if args.limit else list(corpus)
+    work.mkdir(parents=True, exist_ok=True)
+    subset = work / "corpus.jsonl"
+    subset.write_text("".join(json.dumps({"_id": i, "title": corpus[i]["title"], "text": corpus[i]["text"]}) + "\n" for i in ids))
+    data = join_judgments({i: corpus[i] for i in ids}, read_queries(root / "queries.jsonl"), read_qrels(root / "qrels" / "test.tsv")[0],
+                          qrels_name="qrels/test.tsv", queries_name="queries.jsonl", corpus_name="corpus.jsonl")
+    docs = [{"_id": i, **corpus[i]} for i in ids]
+    retriever = Retriever(dtype="float32", device="cpu")
+    reference, seconds = _timed(lambda: retriever.embed_documents(docs))
+    query_emb = retriever.embed_queries(list(data.queries.values()))
+    rows = [{"path": "in-process", "documents": len(ids), "seconds": seconds, "docs_per_s": len(ids) / seconds,
+             "ndcg@10": _ndcg(retriever, data, ids, reference, query_emb)}]
+    for workers in (1, 2):
+        out = work / f"shards-{workers}"
+        subprocess.run(["rm", "-rf", str(out)], check=False)
+        report, seconds = _timed(lambda: encode_corpus(str(subset), out, workers=workers, dtype="float32", device="cpu",
+                                                       shard_size=args.shard_size, quiet=True))
+        got_ids, vectors = _shard_vectors(out)
+        rows.append({"path": f"ray-{workers}", "documents": report.documents, "seconds": seconds, "docs_per_s": len(ids) / seconds,
+                     "max_abs_diff": float(np.abs(vectors - reference).max()), "same_ids": got_ids == ids,
+                     "ndcg@10": _ndcg(retriever, data, got_ids, vectors, query_emb), "vs_in_process": rows[0]["seconds"] / seconds})
+    rows.append({"scaling_efficiency_1_to_2": rows[1]["seconds"] / rows[2]["seconds"] / 2})
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def tree_peak(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; wall seconds, peak resident GB of it and all its descendants (sampled), its stdout."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    root, peak = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()) / 2**30)
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    out = proc.communicate()[0]
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
+    return time.perf_counter() - t, peak, out
+
+
+def run_code(args) -> list[dict]:
+    """A code folder: ``python -m retrieval index`` in-process against ``encode`` on 2 Ray workers + ``build-index``."""
+    import re
+
+    root, work = Path(args.root), Path(args.work)
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+    py = [sys.executable, "-m", "retrieval"]
+    seconds, peak, out = tree_peak([*py, "index", str(root), "--out", str(work / "in-process"), "--dtype", "float32", "--device", "cpu", "--quiet"])
+    chunks = int(re.search(r"(\d+) chunks", out).group(1))
+    rows = [{"path": "index (in-process)", "root": str(root), "chunks": chunks, "seconds": seconds, "chunks_per_s": chunks / seconds,
+             "peak_rss_gb": peak, "index_bytes": disk_bytes(work / "in-process")}]
+    seconds, peak, out = tree_peak([*py, "encode", str(root), "--out", str(work / "shards"), "--workers", str(args.workers),
+                                    "--dtype", "float32", "--device", "cpu", "--quiet"])
+    chunks = int(re.search(r"(\d+) documents", out).group(1))
+    build_s, build_peak, _ = tree_peak([*py, "build-index", str(work / "shards"), "--out", str(work / "ray-index"), "--quiet"])
+    rows.append({"path": f"encode ({args.workers} Ray workers) + build-index", "chunks": chunks, "seconds": seconds + build_s,
+                 "chunks_per_s": chunks / (seconds + build_s), "encode_peak_rss_gb": peak, "build_peak_rss_gb": build_peak,
+                 "index_bytes": disk_bytes(work / "ray-index"), "shards_bytes": disk_bytes(work / "shards")})
+    rows[1]["vs_in_process"] = rows[1]["chunks_per_s"] / rows[0]["chunks_per_s"]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scale_bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -251,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--truth-max", type=int, default=1_000_000, help="largest N with recall@10 against exact search (default 1M)")
         else:
             s.add_argument("--nlist", type=int, default=None, help="centroids (default: the index's own, about 4 sqrt(tokens))")
+    r = sub.add_parser("ray", help="a BEIR corpus: in-process embed_documents vs encode on 1 and 2 local Ray workers")
+    r.add_argument("--data-dir", default="../shared/data", help="folder of BEIR datasets (default ../shared/data)")
+    r.add_argument("--dataset", default="scifact", help="dataset folder name (default scifact)")
+    r.add_argument("--limit", type=int, default=None, help="first N documents only (default: all)")
+    r.add_argument("--shard-size", type=int, default=500, help="documents per shard (default 500)")
+    r.add_argument("--work", required=True, help="folder for the corpus subset and the shards")
+    r.add_argument("--json", default=None, help="also write the rows here")
+    k = sub.add_parser("code", help="a code folder: 'index' in-process vs 'encode' on Ray workers + 'build-index'")
+    k.add_argument("--root", required=True, help="the folder to index (e.g. a site-packages folder, or a package in it)")
+    k.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    k.add_argument("--work", required=True, help="folder for the indexes and shards")
+    k.add_argument("--json", default=None, help="also write the rows here")
     c = sub.add_parser("case", help="one build + search (run by the others in a subprocess)")
     c.add_argument("--shards", required=True, help="shard set folder")
     c.add_argument("--out", required=True, help="index folder to write")
@@ -264,6 +376,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.what == "case":
         print(json.dumps(case(args)))
+        return 0
+    if args.what in ("ray", "code"):
+        rows = run_ray(args) if args.what == "ray" else run_code(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"rows": rows}, indent=2))
         return 0
     rows = run_single(args) if args.what == "single" else run_multi(args)
     print(json.dumps({"exponents": fit_exponents([r for r in rows if "failed" not in r])}))

@@ -82,7 +82,7 @@ def cells(size: str, models_dir: str, data_dir: str) -> list[Cell]:
              f"python -m evaluation.mldr --model {colbert} --multi-vector {mldr_flags}", ("mldr_en",), "--multi-vector"),
         Cell("csn", "CodeSearchNet (CoIR)", Path(dpr).name, train_dpr,
              " && ".join(f"python -m evaluation.codesearch --dataset {d} --model {dpr}" for d in CSN[:2]) + " && ... (6 languages)",
-             CSN, note="CoIR's code -> text direction"),
+             CSN, note="CoIR's CodeSearchNet; ../shared/data/csn_ruby is CodeXGLUE's text -> code split, not comparable"),
         Cell("sqa", "StackQA (CoIR)", Path(dpr).name, train_dpr,
              f"python -m evaluation.codesearch --dataset stackoverflow_qa --model {dpr}", ("stackoverflow_qa",)),
     ]
@@ -96,14 +96,14 @@ def local_tasks(cell: Cell, data_dir: Path) -> list[str]:
     return [t for t in cell.tasks if (data_dir / t / "corpus.jsonl").is_file()]
 
 
-def measure(model: str, tasks: list[str], data_dir: Path, out: Path, cell: Cell, quiet: bool) -> dict:
+def measure(model: str, tasks: list[str], data_dir: Path, out: Path, cell: Cell, args: argparse.Namespace) -> dict:
     """Mean nDCG@10 x 100 over ``tasks`` through ``evaluation.report`` (results reused across runs)."""
     from evaluation import report
 
     if cell.retrieval_flags:
         raise RuntimeError("multi-vector cells are measured with evaluation.beir --multi-vector, not in this run")
     argv = ["--models", model, "--tasks", ",".join(tasks), "--data-dir", str(data_dir), "--out", str(out),
-            "--resamples", "1000", *(["--quiet"] if quiet else [])]
+            "--resamples", "1000", *(["--cache-dir", args.cache_dir] if args.cache_dir else []), *(["--quiet"] if args.quiet else [])]
     code = report.main(argv)
     if code:
         raise RuntimeError(f"python -m evaluation.report {' '.join(argv)} exited {code}")
@@ -116,7 +116,7 @@ def fill(size: str, cell: Cell, args: argparse.Namespace) -> dict:
     data_dir, models_dir = Path(args.data_dir), Path(args.models_dir)
     here = local_tasks(cell, data_dir)
     row = {"size": size, "column": cell.column, "title": cell.title, "paper": PAPER[size][cell.column],
-           "train": cell.train, "evaluate": cell.evaluate, "ours": None, "how": ""}
+           "train": cell.train, "evaluate": cell.evaluate, "note": cell.note, "ours": None, "how": ""}
     model = models_dir / cell.model
     missing = [] if has_weights(model) else [f"{model} not trained ({NO_WEIGHTS.format(size=size)})"]
     if not here:
@@ -126,12 +126,12 @@ def fill(size: str, cell: Cell, args: argparse.Namespace) -> dict:
         row["how"] = ("not available here: " + "; ".join(missing)) if missing else f"would be measured ({partial})"
         return row
     if not missing:
-        got = measure(str(model), here, data_dir, Path(args.out) / f"{size}-{cell.column}", cell, args.quiet)
+        got = measure(str(model), here, data_dir, Path(args.out) / f"{size}-{cell.column}", cell, args)
         row.update(ours=got["value"], how=f"measured ({partial}): {got['command']}")
         return row
     row["how"] = "not available here: " + "; ".join(missing)
     if args.stand_in and here and not cell.retrieval_flags:
-        got = measure(args.stand_in, here, data_dir, Path(args.out) / "stand-in", cell, args.quiet)
+        got = measure(args.stand_in, here, data_dir, Path(args.out) / "stand-in", cell, args)
         row.update(ours=got["value"], how=row["how"] + f". Stand-in {args.stand_in} on {', '.join(here)} ({partial}): "
                    f"{got['command']}")
     return row
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="base,large", help="comma-separated: base, large")
     p.add_argument("--stand-in", default=None, metavar="MODEL", help="also measure each single-vector cell on the data "
                    "that is here with this model (minilm = the offline all-MiniLM-L6-v2, or a folder), labelled stand-in")
+    p.add_argument("--cache-dir", default=None, help="corpus embeddings kept between runs (default: each report folder's)")
     p.add_argument("--plan", action="store_true", help="print the commands and the paper's numbers; run nothing")
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
         print(f"| ModernBERT-{r['size']} | {r['title']} | {r['paper']:.1f} | {ours} | {r['how']} |")
     print("\nCommands (the paper's hyperparameters):")
     for r in rows:
-        print(f"- ModernBERT-{r['size']}, {r['title']}:\n    train:    {r['train']}\n    evaluate: {r['evaluate']}")
+        print(f"- ModernBERT-{r['size']}, {r['title']}:\n    train:    {r['train']}\n    evaluate: {r['evaluate']}"
+              + (f"\n    note:     {r['note']}" if r["note"] else ""))
     if args.json:
         from indexes import storage
 

@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 from retrieval.documents import Hit
@@ -112,7 +113,7 @@ def snippet(hit: Hit, lines: int = SNIPPET_LINES, width: int = 100) -> tuple[int
     at = signature_offset(text_lines, hit.metadata.get("name", ""), prose)
     doc = [] if prose else _doc_lines(text_lines, at)
     shown = [text_lines[at]] + (doc or [line for line in text_lines[at + 1 :] if line.strip()])
-    shown = [line.rstrip() for line in shown[:lines]]
+    shown = textwrap.dedent("\n".join(line.rstrip() for line in shown[:lines])).split("\n")  # a method's own indent goes
     shown = [line if len(line) <= width else line[: width - 3] + "..." for line in shown]
     return int(hit.metadata.get("start", 1)) + at, shown
 

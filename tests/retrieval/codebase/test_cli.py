@@ -56,7 +56,7 @@ def index(tmp_path_factory, minilm):
     for name, text in FILES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
-    out = root.parent / "index"
+    out = tmp_path_factory.mktemp("cli-index")  # empty: index_codebase fills it
     index_codebase(root, out, model=minilm, show_progress=False)
     return root, out
 

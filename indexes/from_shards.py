@@ -29,6 +29,9 @@ path of the final folder (``final_path``), as FAISS stores them.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +48,20 @@ from indexes.shards import ShardSet
 
 IVF_DATA = "index.ivfdata"
 MapFn = Callable[[Callable, list[tuple]], list]
+
+
+@contextlib.contextmanager
+def _c_stdout_silenced():
+    """FAISS's on-disk lists print ``resizing ...`` from C++ on stdout; a command's own output stays clean."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def serial_map(func: Callable, args: list[tuple]) -> list:
@@ -161,7 +178,8 @@ def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, 
             jobs = [(trained, str(shards.path.absolute()), i, starts[i], str(Path(parts) / f"part-{i:05d}.faiss"), metric)
                     for i in range(len(shards))]
             map_fn(add_shard_part, jobs)
-            merge_ondisk(index, [job[4] for job in jobs], str(tmp / IVF_DATA))
+            with _c_stdout_silenced():
+                merge_ondisk(index, [job[4] for job in jobs], str(tmp / IVF_DATA))
             ivf = faiss.extract_index_ivf(index)
             faiss.downcast_InvertedLists(ivf.invlists).filename = str(Path(final_path or path).absolute() / IVF_DATA)
             files.append(IVF_DATA)

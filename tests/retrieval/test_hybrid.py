@@ -18,6 +18,7 @@ from retrieval.filters import matching_ids
 from retrieval.fusion import fuse
 
 QUERIES = ["cell proliferation in tumours", "vitamin D deficiency", "gene expression in mice", "blood pressure treatment"]
+EMBEDDED: dict[tuple[str, str], np.ndarray] = {}
 FILTERS = [{"source": "s1.md"}, {"year": {"$in": [2001, 2002]}}, {"parent_id": "long0"},
            {"text": {"$regex": "(?i)cell"}, "source": {"$prefix": "s"}}, {"source": "nowhere"}]
 
@@ -49,11 +50,14 @@ def brute_force(retriever, query, where, k, mode):
     """Score every stored piece without any index, keep what the filter keeps, rank."""
     keep = set(matching_ids(where, retriever.documents.values()))
     docs = list(retriever.documents.values())
-    d = retriever.embed_documents(docs)
+    missing = [doc for doc in docs if (doc.id, doc.full_text) not in EMBEDDED]
+    if missing:  # each text embedded once for the whole module
+        EMBEDDED.update(zip([(doc.id, doc.full_text) for doc in missing], retriever.embed_documents(missing)))
+    d = np.stack([EMBEDDED[(doc.id, doc.full_text)] for doc in docs])
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     q = retriever.embed_queries([query])[0]
     dense = sorted(((doc.id, float(s)) for doc, s in zip(docs, d @ (q / np.linalg.norm(q))) if doc.id in keep), key=lambda x: -x[1])
-    everything = retriever.search(query, k=len(docs), mode="lexical")
+    everything = retriever.search(query, k=len(docs), mode="lexical") if mode != "dense" else []
     lexical = [(h.id, h.score) for h in everything if h.id in keep]
     ranked = {"dense": dense, "lexical": lexical, "hybrid": fuse(dense[:100], lexical[:100])}[mode]
     return [(i, round(s, 4)) for i, s in ranked[:k]]

@@ -11,7 +11,9 @@ beir), and the retriever is the toolkit's :class:`retrieval.Retriever` (FAISS) o
 split) and their own dataset flags, and reuse :func:`evaluate_source`, the shared flags
 (:func:`add_data_dir_argument`, :func:`add_hub_arguments`, :func:`add_model_arguments`),
 the embedding cache and :func:`run` (errors, table, atomic JSON). Every run reports how
-many documents were truncated at the length used.
+many documents were truncated at the length used. What a run writes (the summary, the
+MTEB-schema file, per-query scores) and ``--metrics`` are :mod:`evaluation.outputs`'; judgments
+naming documents the corpus lacks are scored as relevant-but-unretrievable, as MTEB and BEIR do.
 
 Examples
 --------

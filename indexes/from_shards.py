@@ -191,6 +191,8 @@ def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, 
         del index  # unmaps the merged lists before the folder is swapped in
         meta = {"format": sv.FORMAT, "version": sv.VERSION, "factory": factory, "metric": metric, "dim": shards.dim,
                 "search_params": params, "num_documents": len(ids), "ids": ids}
+        if IVF_DATA in files:  # lists in a file of their own: read with IO_FLAG_ONDISK_SAME_DIR, never IO_FLAG_MMAP
+            meta["ivfdata"] = IVF_DATA
         storage.write_description(tmp, sv.META_FILE, meta, files)
     return path
 

@@ -228,11 +228,11 @@ def test_help_explains_every_flag(capsys):
         assert all(flag in text for flag in flags)
 
 
-def test_single_vector_retriever_refuses_delete(minilm):
+def test_single_vector_retriever_deletes_in_place(minilm):
     from retrieval import Retriever
 
     retriever = Retriever(minilm)
     retriever.add([("a", "alpha"), ("b", "beta")])
-    with pytest.raises(TypeError, match="cannot delete"):
-        retriever.delete(["a"])
-    assert len(retriever) == 2 and len(retriever.index) == 2
+    retriever.delete(["a"])
+    assert len(retriever) == 1 and len(retriever.index) == 1
+    assert [h.id for h in retriever.search("alpha", k=5)] == ["b"]

@@ -64,6 +64,7 @@ from retrieval.codebase.chunkers import chunk_files
 from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
 from retrieval.codebase.hits import format_hit  # noqa: F401  (re-exported: callers import it from here)
+from retrieval.codebase.errors import CodebaseError
 from retrieval.retriever import Hit, Retriever, model_reference
 
 FORMAT = "codebase-index"
@@ -73,10 +74,6 @@ MANIFEST = "codebase.json"
 RETRIEVER_DIR = "retriever"
 EMBEDDINGS_FILE = "embeddings.npy"
 CHUNK_FILES_BATCH = 256  # files chunked per tokenizer round (progress granularity)
-
-
-class CodebaseError(ValueError):
-    """Bad input for indexing or searching a codebase; the message says what to do."""
 
 
 @dataclass

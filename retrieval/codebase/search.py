@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from retrieval.codebase.hits import DOC_LANGUAGES, apply_floor
-from retrieval.codebase.index import CodebaseError, load_codebase
+from retrieval.codebase.errors import CodebaseError
 from retrieval.documents import Hit
 
 DEFAULT_MODE = "hybrid"
@@ -132,5 +132,7 @@ def search_codebase(out: str | Path, query: str, k: int = 10, *, model=None, dev
                     floor: bool = False, **filters) -> list[Hit]:
     """The ``k`` best chunks for ``query`` under ``filters`` (:func:`where_filter`'s keywords); metadata holds ``path``,
     ``start``, ``end``, ``name``, ``kind``, ``language``."""
+    from retrieval.codebase.index import load_codebase  # torch and the model: not on the client's path
+
     retriever, _ = load_codebase(out, model=model, device=device)
     return run_query(retriever, query, k, mode=mode, where=where_filter(retriever, **filters), floor=floor)[0]

@@ -421,7 +421,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", default=None, choices=["convex", "rrf"], help="--retrieval hybrid: convex combination of "
                    "min-max normalised scores (default) or reciprocal rank fusion")
     p.add_argument("--weight", type=float, default=None, help="--retrieval hybrid: the dense part's share, 0 to 1 "
-                   "(default: 0.3 convex, 0.5 rrf)")
+                   "(default: 0.5)")
     p.add_argument("--lexical-tokenizer", default="english", choices=["english", "code"], help="BM25 tokens: english "
                    "(stemmed words, default) or code (identifiers split at camelCase, snake_case and digits, kept whole too)")
     p.add_argument("--rerank", default=None, metavar="MODEL", help="rerank the first stage's top --rerank-depth with this "

@@ -4,15 +4,15 @@
   id or folder) embeds the query's and each candidate's tokens and scores MaxSim exactly
   (:func:`indexes.maxsim`). Candidates' token embeddings are kept in a bounded cache keyed by
   id and text, so a batch of queries sharing candidates (an evaluation, a RAG app's repeated
-  questions) encodes each candidate once: on SciFact, the 300 test queries' 30,000 top-100
-  candidates are 4,757 distinct documents.
+  questions) encodes each candidate once, not once per query that retrieved it.
 - :class:`CrossEncoderReranker`: any sentence-transformers ``CrossEncoder`` by hub id or folder,
   the folder checked by :mod:`encoder.safe_loading` first (no code from it runs, no pickled
   weights are read) and loaded without a hub call.
 
 Both give ``rerank(query, hits, k) -> hits`` (new scores, best first) and ``rerank_many``.
-Measured (BENCHMARKS.md, "Reranking"): reranking MiniLM's SciFact top-100 with a ColBERT
-trained for one epoch on SciFact train lifts nDCG@10 from 0.64508 (see there for the gain).
+ColBERT MaxSim is exact here (no index): a reranker sees at most ``rerank_depth`` candidates, so
+the multi-vector index's compression and candidate generation buy nothing. Its gain on SciFact
+(``python -m evaluation.beir --rerank runs/colbert``) is not measured yet (BENCHMARKS.md).
 
 Examples
 --------

@@ -2,7 +2,8 @@
 
 One 2-node cluster (``ray start --head`` and ``ray start --address``, separate processes, their
 own temp folder) serves the cluster and resume tests; the local test starts Ray in-process, as
-the command does by default. Only the processes these tests started are stopped (by pid, never
+the command does by default, last: after a local session has been shut down, a second ``ray.init`` in the
+same process to a cluster lost its actors in one run here (Ray 2.60). Only the processes these tests started are stopped (by pid, never
 ``ray stop``, which would stop every Ray on the machine), and a check with psutil finds none left.
 """
 
@@ -95,18 +96,6 @@ def cluster():
         assert not left, f"Ray processes left behind: {left}"
 
 
-def test_local_ray_encoding_equals_in_process(corpus, reference, tmp_path):
-    report = encode_corpus(str(corpus), tmp_path / "shards", workers=2, shard_size=10, dtype="float32", quiet=True)
-    assert (report.shards, report.encoded_shards, report.documents) == (3, 3, len(DOCS))
-    shards = ShardSet(tmp_path / "shards")
-    ids = [i for n in range(len(shards)) for i in shards.read(n).ids]
-    vectors = np.concatenate([shards.read(n).embeddings for n in range(len(shards))])
-    assert ids == [d["_id"] for d in DOCS]
-    assert np.abs(vectors - reference).max() <= 1e-5
-    again = encode_corpus(str(corpus), tmp_path / "shards", workers=2, shard_size=10, dtype="float32", quiet=True)
-    assert again.encoded_shards == 0  # nothing missing: nothing encoded, no Ray started
-
-
 def test_two_node_cluster_builds_the_in_process_index(cluster, corpus, reference, minilm, tmp_path):
     import ray
 
@@ -158,3 +147,15 @@ def test_kill_9_mid_encoding_resumes_only_missing_shards(cluster, corpus, tmp_pa
     assert report.encoded_shards == len(DOCS) - len(done)
     assert (out / "shard-00000" / "shard.json").stat().st_ino == first  # a finished shard is not written again
     assert ShardSet(out).missing() == []
+
+
+def test_local_ray_encoding_equals_in_process(corpus, reference, tmp_path):
+    report = encode_corpus(str(corpus), tmp_path / "shards", workers=2, shard_size=10, dtype="float32", quiet=True)
+    assert (report.shards, report.encoded_shards, report.documents) == (3, 3, len(DOCS))
+    shards = ShardSet(tmp_path / "shards")
+    ids = [i for n in range(len(shards)) for i in shards.read(n).ids]
+    vectors = np.concatenate([shards.read(n).embeddings for n in range(len(shards))])
+    assert ids == [d["_id"] for d in DOCS]
+    assert np.abs(vectors - reference).max() <= 1e-5
+    again = encode_corpus(str(corpus), tmp_path / "shards", workers=2, shard_size=10, dtype="float32", quiet=True)
+    assert again.encoded_shards == 0  # nothing missing: nothing encoded, no Ray started

@@ -325,7 +325,7 @@ def run_code(args) -> list[dict]:
     rows = [{"path": "index (in-process)", "root": str(root), "chunks": chunks, "seconds": seconds, "chunks_per_s": chunks / seconds,
              "peak_rss_gb": peak, "index_bytes": disk_bytes(work / "in-process")}]
     seconds, peak, out = tree_peak([*py, "encode", str(root), "--out", str(work / "shards"), "--workers", str(args.workers),
-                                    "--dtype", "float32", "--device", "cpu", "--quiet"])
+                                    "--shard-size", str(args.shard_size), "--dtype", "float32", "--device", "cpu", "--quiet"])
     chunks = int(re.search(r"(\d+) documents", out).group(1))
     build_s, build_peak, _ = tree_peak([*py, "build-index", str(work / "shards"), "--out", str(work / "ray-index"), "--quiet"])
     rows.append({"path": f"encode ({args.workers} Ray workers) + build-index", "chunks": chunks, "seconds": seconds + build_s,
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("code", help="a code folder: 'index' in-process vs 'encode' on Ray workers + 'build-index'")
     k.add_argument("--root", required=True, help="the folder to index (e.g. a site-packages folder, or a package in it)")
     k.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    k.add_argument("--shard-size", type=int, default=100, help="files per shard (default 100: several shards per worker even on a package)")
     k.add_argument("--work", required=True, help="folder for the indexes and shards")
     k.add_argument("--json", default=None, help="also write the rows here")
     c = sub.add_parser("case", help="one build + search (run by the others in a subprocess)")

@@ -8,11 +8,11 @@ be invisible to dense search. :func:`chunk_documents` replaces it by chunks ``pa
 
 The default cut is a window of the model's own tokens (offsets from the fast tokenizer), as
 many tokens as fit beside the title and the special tokens, each window overlapping the last
-by ``overlap`` tokens (default 32, an eighth of MiniLM's window): a sentence cut at a window's
-end is whole in the next one. Cutting by tokens rather than characters or words makes every
-chunk fill the window exactly, which a character budget cannot (MiniLM reads 3.4 to 5.1
-characters a token across SciFact's abstracts). A 20,000-token document becomes 90 chunks at
-MiniLM's 256, and a question about its last paragraph finds it (tests/retrieval/test_chunking.py).
+by ``overlap`` tokens (default 32, an eighth of MiniLM's window; not tuned by measurement yet): a
+sentence cut at a window's end is whole in the next one. Cutting by tokens rather than characters or
+words makes every chunk fill the window exactly, whatever the text's characters per token. A
+20,149-token document becomes 92 chunks at MiniLM's 256, and a question about its last paragraph
+finds it, which the same document truncated does not (tests/retrieval/test_chunking.py).
 
 ``chunker`` is the hook for structure: a callable taking a :class:`~retrieval.documents.Document`
 and returning its pieces, each a ``(start, end)`` character span of its text or a mapping with

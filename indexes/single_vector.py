@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import faiss
@@ -105,6 +106,7 @@ class FaissIndex(Index):
         self._position = {doc_id: i for i, doc_id in enumerate(ids) if not self.deleted[i]}  # live documents
         self._pending: list[np.ndarray] = []  # added before training; the last rows of self.ids
         self._lock = ReadWriteLock()
+        self.lists_file: Path | None = None  # inverted lists in a file of their own (built from shards): read-only
         self.set_search_params(default_search_params(index) if search_params is None else search_params)
 
     @classmethod
@@ -152,7 +154,13 @@ class FaissIndex(Index):
             faiss.normalize_L2(x)
         return x
 
+    def _check_writable(self, what: str) -> None:
+        if self.lists_file is not None:
+            raise ValueError(f"cannot {what}: this index's inverted lists live in {self.lists_file} (built from shards), "
+                             "which changes in place; encode new shards and run build-index instead")
+
     def add(self, ids, embeddings) -> None:
+        self._check_writable("add documents")
         ids = [str(i) for i in ids]
         x = self._prepare(embeddings)
         if len(ids) != len(x):
@@ -262,7 +270,7 @@ class FaissIndex(Index):
     def delete(self, ids) -> None:
         """Remove documents at once (tombstones, excluded inside every search until :meth:`compact`); KeyError for an unknown id."""
         with self._lock.write():
-            delete_positions(self._position, self.deleted, ids)
+            delete_positions(self._position, self.deleted, ids)  # tombstones only: on-disk lists stay as they are
 
     def compact(self) -> None:
         """Drop deleted vectors: IVF lists rewritten without them (codes kept, labels renumbered), flat
@@ -272,6 +280,7 @@ class FaissIndex(Index):
         with self._lock.write():
             if not self.deleted.any():
                 return
+            self._check_writable("compact")
             keep = ~self.deleted
             stored = self.index.ntotal
             if stored:
@@ -326,7 +335,12 @@ class FaissIndex(Index):
                 "ids": self.ids,
                 "deleted": np.flatnonzero(self.deleted).tolist(),  # tombstones are kept: a loaded index searches the same
             }
-            storage.write_description(tmp, META_FILE, meta, [INDEX_FILE])
+            files = [INDEX_FILE]
+            if self.lists_file is not None:  # unchanged since load (the index refuses writes): a copy is a snapshot
+                shutil.copyfile(self.lists_file, tmp / self.lists_file.name)
+                meta["ivfdata"] = self.lists_file.name
+                files.append(self.lists_file.name)
+            storage.write_description(tmp, META_FILE, meta, files)
         return path
 
     @classmethod
@@ -346,7 +360,10 @@ class FaissIndex(Index):
         if INDEX_FILE not in meta["sha256"] and not index_path.is_file():
             raise IndexFormatError(f"{index_path} is missing: {path} is not a saved FaissIndex")
         try:
-            index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
+            # Lists in a file of their own (indexes.from_shards) are found beside index.faiss; FAISS 1.15 cannot
+            # read such an index with IO_FLAG_MMAP (it crashes), and the lists are memory-mapped anyway.
+            flags = faiss.IO_FLAG_ONDISK_SAME_DIR if meta.get("ivfdata") else (faiss.IO_FLAG_MMAP if mmap else 0)
+            index = faiss.read_index(str(index_path), flags)
         except RuntimeError as exc:
             raise IndexFormatError(f"{index_path} is truncated or corrupted: {exc}") from exc
         ids = meta.get("ids")
@@ -360,6 +377,8 @@ class FaissIndex(Index):
             raise IndexFormatError(f"{path / META_FILE}: 'deleted' is not a list of positions below {len(ids)}")
         self = cls.__new__(cls)
         self._init(index, meta["factory"], meta["metric"], meta.get("search_params", ""), ids=ids, deleted=deleted)
+        if meta.get("ivfdata"):
+            self.lists_file = path / meta["ivfdata"]
         return self
 
 

@@ -402,7 +402,7 @@ class Retriever:
             chunk's offsets in ``start``/``end``.
         fusion, weight
             ``mode="hybrid"``: ``"convex"`` (default: a convex combination of min-max normalised
-            scores, dense share ``weight``, default 0.5) or ``"rrf"`` (reciprocal rank fusion, ``weight``
+            scores, dense share ``weight``, default 0.6) or ``"rrf"`` (reciprocal rank fusion, ``weight``
             the dense list's); convex scored above RRF at every weight measured (:mod:`retrieval.fusion`).
         query_embeddings
             The queries' embeddings when the caller has them (skips encoding).

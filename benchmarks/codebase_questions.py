@@ -90,7 +90,7 @@ def export_head(target: Path) -> Path:
     return target
 
 
-HYBRIDS = ["hybrid", "hybrid@convex:0.5", "hybrid@convex:0.7", "hybrid@rrf"]  # the Retriever's default, then variants
+HYBRIDS = ["hybrid", "hybrid@convex:0.5", "hybrid@convex:0.7", "hybrid@rrf"]  # "hybrid": the Retriever's default fusion; then variants
 
 
 def modes_of(retriever) -> list[str]:

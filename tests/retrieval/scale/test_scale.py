@@ -31,6 +31,8 @@ from retrieval.scale.build import build_index
 from retrieval.scale.encode import encode_corpus
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # a 2-node Ray cluster and kill -9 runs: minutes; CI runs them with -m slow
+
 DOCS = [{"_id": f"d{i}", "title": f"Doc {i}", "text": f"Document number {i} is about topic {i % 5}: " + "word " * (i * 7 % 40)}
         for i in range(24)]
 

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -195,14 +196,20 @@ def ivf_factory(n: int) -> str:
     return f"IVF{nlist}_HNSW32,PQ48np"
 
 
+def shards_of_size(n: int, big, work: Path, kind: str, shard_size: int):
+    """``n`` documents' shards: made whole below one shard, the largest set itself, else a prefix of it."""
+    if n < shard_size:
+        return make_shards(work / f"{kind}-{n}", n, kind=kind, shard_size=n)
+    return big if n == big.num_documents else prefix(big, n, work / f"{kind}-{n}")
+
+
 def run_single(args) -> list[dict]:
     work = Path(args.work)
     sizes = [int(s) for s in args.sizes.split(",")]
     big = make_shards(work / f"single-{max(sizes)}", max(sizes), kind="single", shard_size=args.shard_size)
     rows = []
     for n in sizes:
-        shards = make_shards(work / f"single-{n}", n, kind="single", shard_size=n) if n < args.shard_size else \
-            big if n == max(sizes) else prefix(big, n, work / f"single-{n}")
+        shards = shards_of_size(n, big, work, "single", args.shard_size)
         factories = [ivf_factory(n)] + (["Flat"] if n <= args.flat_max else []) + (["HNSW32"] if n <= args.hnsw_max else [])
         for factory in factories:
             out = work / f"index-{n}-{factory.replace(',', '_')}"
@@ -212,7 +219,7 @@ def run_single(args) -> list[dict]:
             row["family"] = "IVF-PQ" if "PQ" in factory else factory
             print(json.dumps(row), flush=True)
             rows.append(row)
-            subprocess.run(["rm", "-rf", str(out)], check=False)
+            shutil.rmtree(out, ignore_errors=True)
     return rows
 
 
@@ -222,15 +229,14 @@ def run_multi(args) -> list[dict]:
     big = make_shards(work / f"multi-{max(sizes)}", max(sizes), kind="multi", shard_size=args.shard_size)
     rows = []
     for n in sizes:
-        shards = make_shards(work / f"multi-{n}", n, kind="multi", shard_size=n) if n < args.shard_size else \
-            big if n == max(sizes) else prefix(big, n, work / f"multi-{n}")
+        shards = shards_of_size(n, big, work, "multi", args.shard_size)
         out = work / f"mindex-{n}"
         extra = ["--nlist", str(args.nlist)] if args.nlist else []
         row = run_case(["--shards", str(shards.path), "--out", str(out), *extra], args.memory_limit_gb, args.case_timeout)
         row["family"] = "multi-vector"
         print(json.dumps(row), flush=True)
         rows.append(row)
-        subprocess.run(["rm", "-rf", str(out)], check=False)
+        shutil.rmtree(out, ignore_errors=True)
     return rows
 
 
@@ -282,7 +288,7 @@ def run_ray(args) -> list[dict]:
              "ndcg@10": _ndcg(data, ids, reference, query_emb)}]
     for workers in (1, 2):
         out = work / f"shards-{workers}"
-        subprocess.run(["rm", "-rf", str(out)], check=False)
+        shutil.rmtree(out, ignore_errors=True)
         report, seconds = _timed(lambda: encode_corpus(str(subset), out, workers=workers, dtype="float32", device="cpu",
                                                        shard_size=args.shard_size, quiet=True))
         got_ids, vectors = _shard_vectors(out)
@@ -318,7 +324,7 @@ def run_code(args) -> list[dict]:
     import re
 
     root, work = Path(args.root), Path(args.work)
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+    shutil.rmtree(work, ignore_errors=True)
     py = [sys.executable, "-m", "retrieval"]
     seconds, peak, out = tree_peak([*py, "index", str(root), "--out", str(work / "in-process"), "--dtype", "float32", "--device", "cpu", "--quiet"])
     chunks = int(re.search(r"(\d+) chunks", out).group(1))

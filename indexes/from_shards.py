@@ -142,6 +142,16 @@ def add_shard_part(trained_file: str, shards_path: str, number: int, start: int,
     return len(shard.ids)
 
 
+def _complete(shards: ShardSet | str | Path, kind: str) -> ShardSet:
+    """The shard set (opened from its folder if need be), complete and of ``kind``, else ValueError."""
+    shards = shards if isinstance(shards, ShardSet) else ShardSet(shards)
+    shards.check_complete()
+    if shards.kind != kind:
+        held, index = {"multi": ("token vectors", "multi-vector"), "single": ("one vector per document", "single-vector")}[shards.kind]
+        raise ValueError(f"{shards.path} holds {held}: build a {index} index from it")
+    return shards
+
+
 def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, *, metric: str = "cosine",
                  train_size: int | None = None, seed: int = 0, map_fn: MapFn = serial_map,
                  final_path: str | Path | None = None, search_params: str | None = None) -> Path:
@@ -161,10 +171,7 @@ def build_single(shards: ShardSet | str | Path, path: str | Path, factory: str, 
         Where the folder will live when ``path`` is inside a folder being built: the merged
         inverted lists are referenced by this absolute path.
     """
-    shards = shards if isinstance(shards, ShardSet) else ShardSet(shards)
-    shards.check_complete()
-    if shards.kind != "single":
-        raise ValueError(f"{shards.path} holds token vectors: build a multi-vector index from it")
+    shards = _complete(shards, "single")
     if metric not in sv.METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(sv.METRICS)}")
     ids, starts = _ids(shards)
@@ -273,10 +280,7 @@ def build_multi(shards: ShardSet | str | Path, path: str | Path, *, nbits: int =
                 rerank: int = 256, kmeans_iters: int = 10, train_tokens_per_centroid: int = 64, seed: int = 0,
                 map_fn: MapFn = serial_map) -> Path:
     """Build a :class:`indexes.MultiVectorIndex` folder at ``path`` from token-vector shards (settings as there)."""
-    shards = shards if isinstance(shards, ShardSet) else ShardSet(shards)
-    shards.check_complete()
-    if shards.kind != "multi":
-        raise ValueError(f"{shards.path} holds one vector per document: build a single-vector index from it")
+    shards = _complete(shards, "multi")
     if nbits not in mv.QTYPES:
         raise ValueError(f"nbits must be one of {sorted(mv.QTYPES)}, not {nbits}")
     ids, starts = _ids(shards)

@@ -74,8 +74,8 @@ from tqdm.auto import tqdm
 
 from encoder import default_model
 from indexes import storage
-from retrieval.codebase.chunkers import PLAIN_TEXT, Chunk, Unit, UnparsableError, fit_chunks, language_for, split_lines, structural_chunks
-from retrieval.codebase.grammars import LANGUAGES
+from retrieval.chunking.structural import PLAIN_TEXT, Chunk, Unit, UnparsableError, fit_chunks, language_for, split_lines, structural_chunks
+from retrieval.chunking.grammars import LANGUAGES
 from retrieval.codebase.files import MAX_BYTES, PatternError, SourceTree, describe_skipped, utf8_name
 
 FORMAT = "codeset"

@@ -4,11 +4,9 @@ One job per module:
 
 - :mod:`retrieval.codebase.files`: the text files of a folder worth indexing (``.gitignore``
   honoured; binary, huge, non-UTF-8, vendored, minified, generated and lock files skipped and counted);
-- :mod:`retrieval.codebase.units`: the :class:`Unit` a language reads out of a file;
-- :mod:`retrieval.codebase.grammars` and :mod:`retrieval.codebase.treesitter`: the tree-sitter
-  table (one query per language) and the one engine that turns a parse into units;
-- :mod:`retrieval.codebase.chunkers`: the language registry (tree-sitter, Markdown sections,
-  plain text) and chunks that fit a model;
+- language structure (tree-sitter units, Markdown sections, chunks that fit a model) lives one
+  layer down in :mod:`retrieval.chunking`, so that :class:`retrieval.Retriever` cuts code and
+  Markdown documents the same way;
 - :mod:`retrieval.codebase.index`: the index folder (manifest, retriever, stored rows), built
   and brought up to date re-embedding only the units whose text changed;
 - :mod:`retrieval.codebase.search`: filters (path, language, kind, grep) as the Retriever's

@@ -1,6 +1,6 @@
 """Hits a person can act on: ``path:line  Class.method  score``, the unit's signature and doc, or JSON.
 
-A codebase hit is a chunk (:mod:`retrieval.codebase.chunkers`): lines ``start..end`` of a
+A codebase hit is a chunk (:mod:`retrieval.chunking.structural`): lines ``start..end`` of a
 file, with the qualified name, kind and language of the unit it belongs to. Printed as it
 was before (``path:line  score  first line``), the first line of the answer's chunk was a
 decorator or a line of other code glued above the definition for 5 of the 50 answers of this

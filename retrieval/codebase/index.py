@@ -3,7 +3,7 @@
 :func:`index_codebase` walks a folder (:class:`retrieval.codebase.files.SourceTree`:
 ``.gitignore`` honoured, binary, huge and non-UTF-8 files skipped and counted), cuts every
 file by its language structure into chunks of at most the model's length
-(:mod:`retrieval.codebase.chunkers`), embeds them and saves a retriever of the kind asked for
+(:mod:`retrieval.chunking.structural`), embeds them and saves a retriever of the kind asked for
 (``Retriever.kinds``: ``"dense"``, single-vector FAISS; ``"colbert"``, multi-vector).
 :func:`search_codebase` answers queries with ``path:line`` hits. ``python -m retrieval
 index|search`` is the command line.
@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from encoder import default_model
 from indexes import IndexFormatError, storage
-from retrieval.codebase.chunkers import chunk_files
+from retrieval.chunking.structural import chunk_files
 from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
 from retrieval.codebase.hits import format_hit  # noqa: F401  (re-exported: callers import it from here)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from indexes import storage
 from indexes.shards import PLAN_FILE, ShardSet
-from retrieval.codebase.chunkers import chunk_files
+from retrieval.chunking.structural import chunk_files
 from retrieval.codebase.index import chunk_ids
 from retrieval.colbert import ColbertRetriever, load_colbert
 from retrieval.documents import as_document

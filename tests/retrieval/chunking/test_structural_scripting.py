@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from retrieval.codebase.chunkers import chunk_files, language_for
+from retrieval.chunking.structural import chunk_files, language_for
 
 CASES = [
     pytest.param(

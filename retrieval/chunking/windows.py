@@ -17,7 +17,7 @@ finds it, which the same document truncated does not (tests/retrieval/test_chunk
 ``chunker`` is the hook for structure: a callable taking a :class:`~retrieval.documents.Document`
 and returning its pieces, each a ``(start, end)`` character span of its text or a mapping with
 ``text`` and optional ``start``, ``end``, ``title`` and metadata keys (e.g. the codebase's
-Markdown sections or Python functions, :func:`retrieval.codebase.chunkers.structural_chunks`).
+Markdown sections or Python functions, :func:`retrieval.chunking.structural.structural_chunks`).
 A piece still over the model's length is cut into token windows in turn.
 
 Examples

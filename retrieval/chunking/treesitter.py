@@ -1,9 +1,9 @@
-"""Language structure by tree-sitter: one engine for every language of :mod:`retrieval.codebase.grammars`.
+"""Language structure by tree-sitter: one engine for every language of :mod:`retrieval.chunking.grammars`.
 
 :class:`TreeSitterLanguage` parses a file, runs its language's query (one C-level pass that
 finds every definition, instead of a Python walk over every node: a walk visits each
 expression of a large literal), and turns the captured definitions into the
-:class:`~retrieval.codebase.units.Unit` tree the chunker cuts:
+:class:`~retrieval.chunking.units.Unit` tree the chunker cuts:
 
 - nesting by byte ranges: a definition inside a container (class, struct, impl, namespace,
   key...) is its child, named ``Container.name``; one inside a function stays part of the
@@ -16,11 +16,11 @@ expression of a large literal), and turns the captured definitions into the
   is left out of its ``code``; Python's docstring is the string opening the body;
 - the whole file is a ``module`` unit (``document`` for markup and data) whose children are
   the top-level definitions: the lines between them (imports, constants, top-level code) are
-  grouped into the chunks between definitions by :func:`retrieval.codebase.chunkers.structural_chunks`.
+  grouped into the chunks between definitions by :func:`retrieval.chunking.structural.structural_chunks`.
 
 Tree-sitter recovers from syntax errors; a file mostly made of error nodes (more than
 :data:`MAX_ERROR_SHARE` of its bytes: another dialect, a template) raises
-:class:`~retrieval.codebase.units.UnparsableError` so the caller falls back to line windows,
+:class:`~retrieval.chunking.units.UnparsableError` so the caller falls back to line windows,
 and ``units(text, strict=True)`` leaves out every definition with an error inside (the
 code-set builder keeps only code that parses, as CodeSearchNet did; per definition rather
 than per file, because glibc's macros leave an error somewhere in 63% of its ``string/``,
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 import tree_sitter
 
-from retrieval.codebase.grammars import ATTACHED, CLASSES, CONTAINERS, LANGUAGES, WRAPPERS
-from retrieval.codebase.units import Unit, UnparsableError, split_lines, without_docstring
+from retrieval.chunking.grammars import ATTACHED, CLASSES, CONTAINERS, LANGUAGES, WRAPPERS
+from retrieval.chunking.units import Unit, UnparsableError, split_lines, without_docstring
 
 MAX_ERROR_SHARE = 0.5  # more of a file in error nodes than this: read it as plain text
 NAME_NODES = ("identifier", "type_identifier", "simple_identifier", "constant", "name", "word", "field_identifier")
@@ -109,7 +109,7 @@ def clean_comment(texts: list[str]) -> str:
 
 
 class TreeSitterLanguage:
-    """A language of :data:`retrieval.codebase.grammars.LANGUAGES`, read by its tree-sitter grammar and query."""
+    """A language of :data:`retrieval.chunking.grammars.LANGUAGES`, read by its tree-sitter grammar and query."""
 
     def __init__(self, name: str):
         spec = LANGUAGES[name]

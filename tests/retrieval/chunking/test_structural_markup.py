@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from retrieval.codebase.chunkers import PLAIN_TEXT, file_units, language_for, structural_chunks
-from retrieval.codebase.units import UnparsableError
+from retrieval.chunking.structural import PLAIN_TEXT, file_units, language_for, structural_chunks
+from retrieval.chunking.units import UnparsableError
 
 CASES = [
     pytest.param(

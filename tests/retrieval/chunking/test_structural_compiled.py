@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from retrieval.codebase.chunkers import language_for, structural_chunks
+from retrieval.chunking.structural import language_for, structural_chunks
 
 CASES = [
     pytest.param(

@@ -3,8 +3,8 @@
 A :class:`Language` turns the text of a file into :class:`Unit` s, the pieces a reader
 names. Twenty-one languages of code, markup and data (Python, JavaScript, TypeScript, Go, Rust,
 Java, C, C++, C#, Ruby, PHP, Kotlin, Swift, Scala, Bash, SQL, HTML, CSS, JSON, YAML, TOML)
-are read by tree-sitter (:mod:`retrieval.codebase.treesitter`, one engine and a table of
-queries in :mod:`retrieval.codebase.grammars`): functions, methods, classes, structs,
+are read by tree-sitter (:mod:`retrieval.chunking.treesitter`, one engine and a table of
+queries in :mod:`retrieval.chunking.grammars`): functions, methods, classes, structs,
 interfaces, impls, with qualified names, exact 1-based lines and doc comments. Markdown
 sections come from the hand-written :class:`MarkdownLanguage`: tree-sitter-markdown makes no
 section of a setext heading (``Title`` over ``-----``). Python was read by the stdlib ``ast``
@@ -25,7 +25,7 @@ from a ``count_tokens`` callable, so a whole repository costs a few tokenizer pa
 
 Examples
 --------
->>> from retrieval.codebase.chunkers import language_for
+>>> from retrieval.chunking.structural import language_for
 >>> units = language_for("m.py").units('def f(x):\\n    "Double x."\\n    return 2 * x\\n')
 >>> [(u.kind, u.name, u.start, u.end, u.docstring) for u in units[0].children]
 [('function', 'f', 1, 3, 'Double x.')]
@@ -44,9 +44,9 @@ from pathlib import PurePath
 
 import numpy as np
 
-from retrieval.codebase.grammars import LANGUAGES as TREE_SITTER_LANGUAGES
-from retrieval.codebase.treesitter import tree_sitter_language
-from retrieval.codebase.units import Language, Unit, UnparsableError, split_lines
+from retrieval.chunking.grammars import LANGUAGES as TREE_SITTER_LANGUAGES
+from retrieval.chunking.treesitter import tree_sitter_language
+from retrieval.chunking.units import Language, Unit, UnparsableError, split_lines
 from retrieval.documents import document_text
 
 __all__ = ["Chunk", "Language", "Unit", "UnparsableError", "chunk_files", "file_units", "fit_chunks", "language_for",

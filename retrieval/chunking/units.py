@@ -1,7 +1,7 @@
 """What a language plug-in produces: :class:`Unit` s, the named pieces of a file, with exact lines.
 
-Shared by the tree-sitter languages (:mod:`retrieval.codebase.treesitter`) and the hand-written
-ones (:mod:`retrieval.codebase.chunkers`), so neither imports the other. Lines are numbered the
+Shared by the tree-sitter languages (:mod:`retrieval.chunking.treesitter`) and the hand-written
+ones (:mod:`retrieval.chunking.structural`), so neither imports the other. Lines are numbered the
 way Python's tokenizer and tree-sitter number them (:func:`split_lines`): ``str.splitlines``
 also splits at form feeds, which shifted every line number after one in the stdlib's files.
 """

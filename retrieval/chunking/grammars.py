@@ -2,7 +2,7 @@
 
 Each query captures a definition under the name of its kind (``@function``, ``@class``...)
 and, where the grammar has one, its name (``@name``) or a Go method's receiver type
-(``@receiver``); :mod:`retrieval.codebase.treesitter` does the rest the same way for every
+(``@receiver``); :mod:`retrieval.chunking.treesitter` does the rest the same way for every
 language (nesting, qualified names, doc comments, spans). A table rather than a class per
 language: 20 languages in one screen, and a new one is a row. The grammars are the
 individual PyPI wheels (``tree-sitter-python``...), which bundle the compiled parser:

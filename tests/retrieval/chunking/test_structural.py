@@ -5,8 +5,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from retrieval.codebase import chunkers
-from retrieval.codebase.chunkers import (
+from retrieval.chunking import structural as chunkers
+from retrieval.chunking.structural import (
     PLAIN_TEXT,
     Chunk,
     Unit,
@@ -228,7 +228,7 @@ def test_chunks_fit_the_real_tokenizer(minilm):
     from encoder import token_lengths
 
     text = open(chunkers.__file__, encoding="utf-8").read()
-    chunks = chunk_files([("retrieval/codebase/chunkers.py", text), ("notes.txt", "lorem ipsum " * 2000)], lambda t: token_lengths(minilm, t), 128)
+    chunks = chunk_files([("retrieval/chunking/structural.py", text), ("notes.txt", "lorem ipsum " * 2000)], lambda t: token_lengths(minilm, t), 128)
     counts = token_lengths(minilm, [c.full_text for c in chunks])
     assert counts.max() <= 128 and np.median(counts) > 40
     assert {c.language for c in chunks} == {"python", "text"}

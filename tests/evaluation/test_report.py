@@ -118,3 +118,21 @@ def test_bootstrap_interval_brackets_the_mean_and_tests_detect_a_shift():
     assert significance.paired_test(a, b, method="t")["p_value"] < 0.001
     noise = {q: v + rng.normal(0, 0.01) for q, v in a.items()}
     assert significance.paired_test(a, noise, resamples=2000)["p_value"] > 0.01
+
+
+def test_code_tasks_get_the_code_tokenizer_and_stale_hybrid_results_are_not_reused(tmp_path):
+    code = report.Task("stdlib", tiny_task(tmp_path, "stdlib", 2))
+    (code.folder / "codeset.json").write_text("{}")
+    prose, csn = report.Task("animals", tmp_path / "animals"), report.Task("csn_ruby", tmp_path / "csn_ruby")
+    assert [report.lexical_tokenizer(t, "auto") for t in (code, prose, csn)] == ["code", "english", "code"]
+    assert report.lexical_tokenizer(code, "english") == "english"
+
+    settings = {"index": "Flat", "dtype": "float32"}
+    summary, per_query = tmp_path / "s.json", tmp_path / "q.json"
+    per_query.write_text("{}")
+    now = report.search_settings("hybrid", "code")
+    for weight, expected in ((now["weight"], True), (0.5, False)):  # a result of an older default weight is stale
+        stored = {**now, "mode": "hybrid", "weight": weight}
+        summary.write_text(json.dumps({"model": "m", "index": "Flat", "dtype": "float32", "retrieval": stored}))
+        assert (report.reusable(summary, per_query, "m", settings, now) is not None) is expected
+    assert report.reusable(summary, per_query, "m", settings, report.search_settings("hybrid", "english")) is None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from indexes import FaissIndex, MultiVectorIndex, maxsim
 from indexes.multi_vector import normalize
+from tests.indexes.writers_and_readers import assert_searches_never_see_deleted
 
 DIM, N = 16, 600
 # Settings where the kind is exact, so filtered results can be compared with numpy brute force.
@@ -187,29 +186,13 @@ def test_searches_beside_deletes_and_compaction_never_return_deleted_ids(data, m
         x, ids, queries = data
         index = FaissIndex(DIM, kind)
         index.add(ids, x)
-    gone: set[str] = set()
-    errors = []
-
-    def deleter():
+    def deleter(deleted):
         for start in range(0, 120, 10):
             index.delete(ids[start : start + 10])
-            gone.update(ids[start : start + 10])
+            deleted(ids[start : start + 10])
             if start % 40 == 30:
                 index.compact()
 
-    def searcher():
-        try:
-            for _ in range(15):
-                before = set(gone)
-                result = index.search(queries, 10, subset=ids[::2] if kind != "multi" else None)
-                assert not before & {i for row in result.ids for i in row}
-        except Exception as exc:  # noqa: BLE001 - reported in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deleter)] + [threading.Thread(target=searcher) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    subset = ids[::2] if kind != "multi" else None
+    gone = assert_searches_never_see_deleted(deleter, lambda: index.search(queries, 10, subset=subset).ids)
     assert len(index) == len(ids) - 120 and not gone & set(index.live_ids())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import bm25s
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import Stemmer
 
 from indexes import IndexFormatError, LexicalIndex
 from indexes.lexical import code_tokens
+from tests.indexes.writers_and_readers import assert_searches_never_see_deleted
 
 WORDS = "cat dog purr bark fish swim bird fly tree leaf river stone cloud rain snow wind sun moon star sea".split()
 
@@ -131,30 +130,14 @@ def test_searches_beside_adds_and_deletes_never_return_deleted_ids(corpus):
     ids, texts, queries = corpus
     index = LexicalIndex()
     index.add(ids, texts)
-    gone: set[str] = set()
-    errors = []
-
-    def writer():
+    def writer(deleted):
         for start in range(0, 100, 10):
             index.delete(ids[start : start + 10])
-            gone.update(ids[start : start + 10])
+            deleted(ids[start : start + 10])
             index.add([f"new{start}"], ["cat dog"])
             if start == 50:
                 index.compact()
 
-    def searcher():
-        try:
-            for _ in range(10):
-                before = set(gone)
-                result = index.search(queries, 10, subset=ids[::2] + [f"new{i}" for i in range(0, 100, 10)])
-                assert not before & {i for row in result.ids for i in row}
-        except Exception as exc:  # noqa: BLE001 - reported in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=searcher) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    subset = ids[::2] + [f"new{i}" for i in range(0, 100, 10)]
+    gone = assert_searches_never_see_deleted(writer, lambda: index.search(queries, 10, subset=subset).ids, rounds=10)
     assert len(index) == 210 and not gone & set(index.live_ids())

@@ -4,13 +4,15 @@ Two measurements, on loopback only, each bounded in requests and seconds:
 
 1. ``POST /search`` p50 / p99 latency and queries/s from 1, 8 and 32 concurrent clients (each
    its own keep-alive connection, SciFact test queries in turn) against a server over the SciFact
-   corpus (a saved ``Retriever``, built once into ``--workdir`` and reused).
+   corpus (a saved ``Retriever``, built once into ``--workdir`` and reused); with ``--batching off on``
+   a server without and one with query micro-batching, one after the other in the same run.
 2. ``python -m retrieval search DIR "query"`` wall time per call, as a person runs it again and
    again: with ``--server URL``, through the folder's resident server (``--resident``; its cold
    start, spawn plus model load, reported apart), and in-process (``--no-server``, the anchor
    measured in the same run), on a codebase index of this repository's ``retrieval/`` folder.
 
     nice -n 10 python -m benchmarks.service_load --data-dir ../shared/data --json runs/service_load.json
+    python -m benchmarks.service_load --skip-cli --batching off on --workdir runs/service-bench-full
 """
 
 from __future__ import annotations
@@ -71,10 +73,10 @@ def record(folder: Path) -> Path:
     return folder.parent / f".{folder.name}.server.json"
 
 
-def start_server(folder: Path, timeout: float = 600) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, timeout: float = 600, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     record(folder).unlink(missing_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", str(folder), "--port", "0", "--idle-timeout", "300", "--quiet"],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", str(folder), "--port", "0", "--idle-timeout", "300", "--quiet",
+                                *options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -136,6 +138,45 @@ def load(url: str, queries: list[str], clients: int, requests: int, seconds: flo
             "p99_ms": float(np.percentile(ms, 99)), "qps": len(ms) / wall}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used: what a search costs whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_rows(scifact: Path, queries: list[str], args, batching: str) -> list[dict]:
+    """The load rows of one server setting (a server started for it, stopped after)."""
+    options = ("--threads", str(args.threads)) if args.threads else ()
+    if batching == "on":
+        options += ("--batch-queries", "--batch-wait", str(args.batch_wait))
+        options += ("--batch-workers", str(args.batch_workers)) if args.batch_workers else ()
+    process, url = start_server(scifact, options=options)
+    rows = []
+    try:
+        for clients in args.clients:
+            cpu = cpu_seconds(process.pid)  # includes each client's uncounted warm-up search
+            row = {"batching": batching, "options": " ".join(options), **load(url, queries, clients, args.requests, args.seconds, args.k)}
+            row.update(server_cpu_ms=(cpu_seconds(process.pid) - cpu) * 1000 / (row["requests"] + clients), loadavg=os.getloadavg()[0])
+            rows.append(row)
+            print(f"batching {batching:>3}, {clients:>3} clients: {row['requests']} searches, p50 {row['p50_ms']:.1f} ms, "
+                  f"p99 {row['p99_ms']:.1f} ms, {row['qps']:.1f} queries/s, server CPU {row['server_cpu_ms']:.0f} ms a search "
+                  f"(load average {row['loadavg']:.1f})", flush=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+    return rows
+
+
+def report_batching(rows: list[dict]) -> None:
+    """Batched vs unbatched queries/s and p50 at each client count measured both ways."""
+    by = {(r["batching"], r["clients"]): r for r in rows}
+    for (setting, clients), on in by.items():
+        off = by.get(("off", clients))
+        if setting == "on" and off:
+            print(f"{clients:>3} clients: batching gives x{on['qps'] / off['qps']:.2f} the queries/s, "
+                  f"p50 x{on['p50_ms'] / off['p50_ms']:.2f}, server CPU a search x{on['server_cpu_ms'] / off['server_cpu_ms']:.2f}", flush=True)
+
+
 def cli_latency(index: Path, repeats: int, anchor_repeats: int) -> dict:
     """Seconds per ``search`` call: cold resident start, then p50 of resident, ``--server`` and in-process calls."""
     base = [sys.executable, "-m", "retrieval", "search", str(index), QUERY, "-k", "5"]
@@ -162,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=300, help="searches per load run at most")
     p.add_argument("--seconds", type=float, default=60, help="seconds per load run at most")
     p.add_argument("--k", type=int, default=10, help="hits per search")
+    p.add_argument("--batching", choices=["on", "off"], nargs="+", default=["on"],
+                   help="server settings measured one after the other: 'on' batches concurrent queries' encoding, 'off' encodes each alone")
+    p.add_argument("--batch-wait", type=float, default=0.0, metavar="MS", help="the batching server's --batch-wait")
+    p.add_argument("--batch-workers", type=int, default=None, metavar="N", help="the batching server's --batch-workers (default: serve's)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="every server's --threads, torch intra-op threads (default: serve's)")
     p.add_argument("--repeats", type=int, default=10, help="command-line calls per setting")
     p.add_argument("--anchor-repeats", type=int, default=3, help="in-process command-line calls (each loads the model)")
     p.add_argument("--skip-cli", action="store_true", help="measure the load only")
@@ -177,16 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_load:
         scifact = build_scifact(args.data_dir, args.workdir / "scifact", args.documents, args.quiet)
         queries = [q["text"] for q in read_jsonl(args.data_dir / "scifact" / "queries.jsonl")]
-        process, url = start_server(scifact)
-        try:
-            for clients in args.clients:
-                row = load(url, queries, clients, args.requests, args.seconds, args.k)
-                result["load"].append(row)
-                print(f"{clients:>3} clients: {row['requests']} searches, p50 {row['p50_ms']:.1f} ms, "
-                      f"p99 {row['p99_ms']:.1f} ms, {row['qps']:.1f} queries/s", flush=True)
-        finally:
-            process.terminate()
-            process.wait(timeout=120)
+        for batching in args.batching:
+            result["load"] += load_rows(scifact, queries, args, batching)
+        report_batching(result["load"])
     if not args.skip_cli:
         cli = result["cli"] = cli_latency(build_code_index(args.workdir / "code-index"), args.repeats, args.anchor_repeats)
         print(f"search --server p50 {cli['server_p50_s']:.2f} s, resident p50 {cli['resident_p50_s']:.2f} s "

@@ -80,13 +80,22 @@ def _stop_when_idle(server, activity: Activity, idle_timeout: float) -> None:
 
 def serve(folder: ServedFolder, *, host: str = "127.0.0.1", port: int = 8765, api_key: str | None = None,
           idle_timeout: float | None = None, device: str | None = None, trust_remote_code: bool = False,
-          quiet: bool = False, on_ready=None) -> int:
-    """Load the folder, serve it until stopped; returns 0. ``on_ready(url)`` runs once the socket listens."""
+          quiet: bool = False, on_ready=None, threads: int | None = None, batching: dict | None = None) -> int:
+    """Load the folder, serve it until stopped; returns 0. ``on_ready(url)`` runs once the socket listens.
+
+    ``threads``: torch intra-op threads per forward pass (set before any thread runs one).
+    ``batching``: :class:`~retrieval.service.store.ServedIndex`'s ``batching``, ``batch_wait_ms``, ``max_batch``, ``batch_workers``.
+    """
     import uvicorn
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     lock = hold_folder(folder)
     try:
-        index = ServedIndex(folder, device=device, trust_remote_code=trust_remote_code)
+        index = ServedIndex(folder, device=device, trust_remote_code=trust_remote_code, **(batching or {}))
         sock = bind(host, port)
         port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host

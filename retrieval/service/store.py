@@ -2,7 +2,10 @@
 
 Searches call the loaded :class:`retrieval.Retriever` directly from uvicorn's worker threads: it is
 thread-safe (tokenization under a lock, the index under a readers-writer lock), so searches
-overlap and never wait for the service. Writes go one at a time through :meth:`ServedIndex.write`:
+overlap and never wait for the service. With batching on (``serve --batch-queries``; off by default,
+see :mod:`retrieval.service.batching`), their queries' embeddings come from a
+:class:`~retrieval.service.batching.QueryBatcher` that encodes concurrent searches' queries in shared
+forward passes (a lexical search needs none and skips it). Writes go one at a time through :meth:`ServedIndex.write`:
 logged (:mod:`retrieval.service.wal`, fsync), applied, then acknowledged; an apply that fails is
 marked aborted in the log. Search options are passed through only when the caller gave them,
 so the service runs any ``Retriever.search`` signature (a retriever that lacks an option answers
@@ -22,6 +25,7 @@ from dataclasses import asdict
 
 from retrieval.colbert import ColbertRetriever  # noqa: F401  registers the "colbert" kind for Retriever.load
 from retrieval.retriever import Retriever
+from retrieval.service.batching import MAX_BATCH, QueryBatcher
 from retrieval.service.folder import ServedFolder
 from retrieval.service.wal import WriteAheadLog, read_log
 
@@ -51,10 +55,15 @@ class ServedIndex:
         Passed to :meth:`retrieval.Retriever.load`.
     checkpoint_every
         Writes between two checkpoints.
+    batching, batch_wait_ms, max_batch, batch_workers
+        Encode concurrent searches' queries together (:mod:`retrieval.service.batching`): on or off,
+        how long a pass waits for more queries, most queries per pass, passes at once.
     """
 
     def __init__(self, folder: ServedFolder, *, model=None, device: str | None = None, trust_remote_code: bool = False,
-                 checkpoint_every: int = CHECKPOINT_EVERY):
+                 checkpoint_every: int = CHECKPOINT_EVERY, batching: bool = False, batch_wait_ms: float = 0.0,
+                 max_batch: int = MAX_BATCH, batch_workers: int = 1):
+        self.batcher = QueryBatcher(max_batch, batch_wait_ms, batch_workers) if batching else None
         self.folder = folder
         self.device, self.trust_remote_code = device, trust_remote_code
         self.checkpoint_every = checkpoint_every
@@ -103,11 +112,14 @@ class ServedIndex:
 
     def search(self, queries: list[str], k: int, options: dict) -> list[list[dict]]:
         """Hits of each query, as dicts; ``options`` go to ``Retriever.search`` only as given."""
+        retriever, queries, given = self.current(), list(queries), options
+        if self.batcher is not None and options.get("mode", "dense") != "lexical" and all(isinstance(q, str) and q.strip() for q in queries):
+            options = {**options, "query_embeddings": self.batcher.embed(retriever, queries)}  # bad queries: search says why
         try:
-            results = self.current().search(list(queries), k, **options)
+            results = retriever.search(queries, k, **options)
         except TypeError as exc:
-            if options and "argument" in str(exc):
-                raise ValueError(f"this retriever does not take {', '.join(sorted(options))}: {exc}") from None
+            if given and "argument" in str(exc):
+                raise ValueError(f"this retriever does not take {', '.join(sorted(given))}: {exc}") from None
             raise
         self.counts["searches"] += 1
         self.counts["queries"] += len(queries)
@@ -126,7 +138,7 @@ class ServedIndex:
             "index": type(retriever.index).__name__, "documents": len(retriever),
             "lexical": getattr(retriever, "lexical", None) not in (None, False),
             "logged_writes": self.wal.records if self.wal else 0, "uptime_s": round(time.time() - self.started, 1),
-            **self.counts,
+            "batching": self.batcher is not None, **(self.batcher.stats() if self.batcher else {}), **self.counts,
         }
 
     # -- writes --------------------------------------------------------------------------------
@@ -178,7 +190,9 @@ class ServedIndex:
         self.counts["checkpoints"] += 1
 
     def close(self) -> None:
-        """Checkpoint pending writes and close the log."""
+        """Stop the query batcher, checkpoint pending writes and close the log."""
+        if self.batcher is not None:
+            self.batcher.close()
         if self.wal is not None:
             with self._write_lock:
                 if self.wal.records:

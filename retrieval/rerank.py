@@ -11,8 +11,9 @@
 
 Both give ``rerank(query, hits, k) -> hits`` (new scores, best first) and ``rerank_many``.
 ColBERT MaxSim is exact here (no index): a reranker sees at most ``rerank_depth`` candidates, so
-the multi-vector index's compression and candidate generation buy nothing. Its gain on SciFact
-(``python -m evaluation.beir --rerank runs/colbert``) is not measured yet (BENCHMARKS.md).
+the multi-vector index's compression and candidate generation buy nothing. Measured on SciFact
+(BENCHMARKS.md): MiniLM's dense top 100 reranked by a one-epoch SciFact ColBERT goes from 0.645 to
+0.695 nDCG@10, Recall@100 unchanged.
 
 Examples
 --------

@@ -47,7 +47,9 @@ the corpus is every file read, cut as ``python -m retrieval index`` cuts it (by 
 structure) or into line windows of the same token budget, with the queried docstrings and
 doc comments blanked (line numbers kept, so no chunk holds its query's text); a query's
 relevant documents are the chunks holding lines of its function. The two compare structure
-against line windows on identical files and queries.
+against line windows on identical files and queries. A unit over the token budget is cut at
+its inner boundaries (statements, blocks, paragraphs) in ``chunks`` and by lines only in
+``windows``, the cut every language but Python and Markdown had before tree-sitter.
 
 Examples
 --------

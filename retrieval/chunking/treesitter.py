@@ -26,6 +26,9 @@ code-set builder keeps only code that parses, as CodeSearchNet did; per definiti
 than per file, because glibc's macros leave an error somewhere in 63% of its ``string/``,
 ``stdlib/`` and ``libio/`` files).
 
+:func:`line_levels` ranks every line by the depth of the syntax node that starts it, so the
+chunker can cut a unit too long for the model between statements rather than inside one.
+
 Parsers are not thread-safe, so each thread gets its own (:class:`threading.local`); the
 compiled languages and queries are shared (read-only).
 """
@@ -108,6 +111,32 @@ def clean_comment(texts: list[str]) -> str:
     return doc.strip()
 
 
+def line_levels(root: tree_sitter.Node, lines: list[str]) -> list[int]:
+    """Per line, the depth of the shallowest named node that starts it (at its first non-blank column), 0 if none.
+
+    The places to cut a unit too long for the model, best first: a function body's statements
+    before the statements of a loop inside it, those before the arguments of a call spread over
+    lines. A node that starts where its first child starts (a Python ``block``, a statement around
+    a call) adds no depth. Only nodes spanning several lines are entered (a node on one line starts no later
+    line), and no string or comment, so the walk costs about one visit per line.
+    """
+    indent = [len(line.encode("utf-8")) - len(line.lstrip().encode("utf-8")) for line in lines]
+    levels = [0] * len(lines)
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.named_children:
+            row, end = child.start_point.row, child.end_point.row
+            if row < len(levels) and child.start_point.column == indent[row] and not 0 < levels[row] <= depth + 1:
+                levels[row] = depth + 1
+            if end > row and "string" not in child.type and "comment" not in child.type:
+                # a node that starts where its first child does (a Python block, a statement around a call)
+                # adds no depth: the first statement of a body ranks with the statements after it
+                first = child.named_child(0) if child.named_child_count else None
+                stack.append((child, depth if first is not None and first.start_byte == child.start_byte else depth + 1))
+    return levels
+
+
 class TreeSitterLanguage:
     """A language of :data:`retrieval.chunking.grammars.LANGUAGES`, read by its tree-sitter grammar and query."""
 
@@ -151,7 +180,8 @@ class TreeSitterLanguage:
         if self.doc == "python" and (string := self._python_docstring(root)) is not None:
             module_doc, doc_span, code = self._python_doc_and_code(string, lines, 1, len(lines), dedent=False)
         children = tuple(self._unit(d, lines, "") for d in top)
-        return [Unit(self.root_kind, "", 1, len(lines), module_doc, code, children, "", doc_span)]
+        breaks = tuple(line_levels(root, lines))
+        return [Unit(self.root_kind, "", 1, len(lines), module_doc, code, children, "", doc_span, breaks)]
 
     def _check_errors(self, root: tree_sitter.Node, size: int) -> None:
         spans = sorted((n.start_byte, n.end_byte) for n in tree_sitter.QueryCursor(self.errors).captures(root).get("error", []))

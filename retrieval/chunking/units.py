@@ -9,7 +9,7 @@ also splits at form feeds, which shifted every line number after one in the stdl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -41,6 +41,11 @@ class Unit:
         The definition's header on one line (``def f(x: int) -> str``), ``""`` where none.
     doc_span
         First and last line of the docstring or doc comment, ``()`` if none.
+    breaks
+        Per line of the unit, how good a place it is to start a piece when the unit is too long
+        for the model: the tree depth of the syntax node that starts the line (1: a top-level
+        statement; lower is better), ``0`` where no node starts it (a continuation line, a
+        closing brace). Filled for a tree-sitter file's root unit only, ``()`` elsewhere.
     """
 
     kind: str
@@ -52,6 +57,7 @@ class Unit:
     children: tuple[Unit, ...] = ()
     signature: str = ""
     doc_span: tuple[int, ...] = ()
+    breaks: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
 
 class Language(Protocol):

@@ -69,7 +69,7 @@ from retrieval.retriever import Hit, Retriever, model_reference
 
 FORMAT = "codebase-index"
 VERSION = 1
-CHUNKER = 2  # bump when chunking or chunk ids change: older indexes then need --rebuild
+CHUNKER = 3  # bump when chunking or chunk ids change: older indexes then need --rebuild
 MANIFEST = "codebase.json"
 RETRIEVER_DIR = "retriever"
 EMBEDDINGS_FILE = "embeddings.npy"

@@ -27,3 +27,26 @@ def test_a_hit_counts_only_inside_the_answer():
     span = ("m.py", 5, 7)
     assert rank_of_answer([hit(1, 3), hit(8, 11), hit(6, 6, "n.py"), hit(4, 5)], span) == 4
     assert rank_of_answer([hit(1, 4), hit(8, 11)], span) is None
+
+
+def test_every_site_packages_answer_is_at_its_line_in_the_pinned_packages():
+    """The site-packages list: each answer's file exists in the installed package, and its ``line`` is the ``def``/``class``
+    line of the named symbol (the versions pyproject.toml pins; another version may have moved them)."""
+    import pytest
+
+    from benchmarks.codebase_questions import SITE_PACKAGES, SITE_QUESTIONS, package_folder, pinned_versions_differ
+
+    if differ := pinned_versions_differ():
+        pytest.skip(f"not the pinned versions: {'; '.join(differ)}")
+    questions = load_questions(SITE_QUESTIONS)
+    answerable = [q for q in questions if q["path"]]
+    assert len(answerable) >= 40 and len(questions) - len(answerable) >= 5
+    assert len({q["id"] for q in questions}) == len(questions) and len({q["question"] for q in questions}) == len(questions)
+    assert {q["path"].split("/")[0] for q in answerable} == set(SITE_PACKAGES)
+    root = package_folder(next(iter(SITE_PACKAGES))).parent
+    spans = answer_spans(root, questions)  # raises naming every answer not found
+    for q in answerable:
+        _, first, last = spans[q["id"]]
+        line = (root / q["path"]).read_text(encoding="utf-8").split("\n")[q["line"] - 1]
+        name = q["symbol"].rsplit(".", 1)[-1]
+        assert first <= q["line"] <= last and (f"def {name}(" in line or f"class {name}" in line), (q["id"], line)

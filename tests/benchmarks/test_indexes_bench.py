@@ -26,11 +26,14 @@ def token_corpus():
     return [f"doc-{i}" for i in range(len(docs))], docs, queries
 
 
-@pytest.mark.parametrize("method", ["faiss", "plaid", "voyager"])
+@pytest.mark.parametrize("method", ["faiss", "plaid", "voyager", "warp"])
 def test_bench_baselines_build_and_find_the_source_document(tmp_path, token_corpus, method):
     """The bench's methods run with the pinned packages and find each query's source document."""
+    if method == "warp":
+        pytest.importorskip("xtr_warp", reason="WARP is a benchmark extra: pip install .[bench]")
     ids, docs, queries = token_corpus
-    searches, bytes_per_token = build(method, ids, docs, tmp_path, argparse.Namespace(nbits=4, nprobe=8, rerank=64))
+    args = argparse.Namespace(nbits=4, nprobe=8, rerank=64, faiss_settings="", warp_settings="")
+    searches, bytes_per_token = build(method, ids, docs, tmp_path, args)
     assert bytes_per_token > 0 and set(searches) == ({"plaid", "plaid_matched"} if method == "plaid" else {method})
     for name, search in searches.items():
         ranked_ids, ranked_scores = search(queries)

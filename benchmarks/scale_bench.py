@@ -15,7 +15,9 @@ against exact search over the same shards. Growth exponents are fitted per index
 
 ``ray``: a BEIR corpus (default SciFact) encoded by ``python -m retrieval encode`` with 1 and 2
 Ray workers against in-process :meth:`retrieval.Retriever.embed_documents`, same run: max |diff|,
-nDCG@10 of each, throughput ratios and 1 -> 2 scaling efficiency.
+nDCG@10 of each, throughput ratios and 1 -> 2 scaling efficiency. ``--reference`` takes the in-process
+embeddings from the harness's cache instead (a full corpus then costs one Ray encode, not three), and
+``--workers 2`` runs only that count; shards are deleted once measured unless ``--keep-shards``.
 
 ``code``: a folder of code (default: site-packages) through ``python -m retrieval encode`` with
 2 Ray workers against ``python -m retrieval index`` in-process: chunks/s ratio, peak RSS, index size.
@@ -50,19 +52,19 @@ def clustered(rng, n: int, dim: int, centers: np.ndarray, spread: float = 0.8, d
 
 
 def make_shards(folder: Path, n: int, *, kind: str, shard_size: int, seed: int = 0):
-    """Synthetic shards of ``n`` documents (written once; a rerun keeps finished shards)."""
+    """Synthetic shards of ``n`` documents, stored as float16 (written once; a rerun keeps finished shards)."""
     from indexes.shards import ShardSet
 
     dim = DIM if kind == "single" else TOKEN_DIM
     centers = clustered(np.random.default_rng(seed), 4096, dim, np.zeros((1, dim), np.float32), spread=np.sqrt(dim))
     plan = [(s, min(shard_size, n - s)) for s in range(0, n, shard_size)]
-    shards = ShardSet.create(folder, kind=kind, dim=dim, plan=plan, synthetic_seed=seed)
+    shards = ShardSet.create(folder, kind=kind, dim=dim, plan=plan, synthetic_seed=seed, stored_as="float16")
     for number in shards.missing():
         start, count = plan[number]
         rng = np.random.default_rng([seed, number])
         ids = [f"d{i}" for i in range(start, start + count)]
-        if kind == "single":
-            shards.write(number, ids, clustered(rng, count, dim, centers))
+        if kind == "single":  # float16 on disk (the builders read float32): 10M x 384 is 7.7 GB instead of 15.4
+            shards.write(number, ids, clustered(rng, count, dim, centers, dtype=np.float16))
         else:
             lens = np.full(count, TOKENS, dtype=np.int64)
             shards.write(number, ids, clustered(rng, int(lens.sum()), dim, centers, dtype=np.float16), lens)
@@ -146,9 +148,14 @@ def case(args) -> dict:
         index = MultiVectorIndex.load(out)
         stats = latency(lambda q: index.search(q, 10), queries)
         got, truth = None, None
+        try:  # which MaxSim path answered: the compiled kernels (where built) or the torch reference
+            from indexes import maxsim_kernels
+            search_path = "kernels" if getattr(index, "kernels", False) and maxsim_kernels.load() is not None else "torch"
+        except ImportError:
+            search_path = "torch"
     row = {"kind": shards.kind, "n": shards.num_documents, "factory": args.factory if shards.kind == "single" else f"multi nlist={index.nlist}",
-           "build_s": build, "disk_bytes": disk_bytes(out), **stats,
-           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+           "build_s": build, "disk_bytes": disk_bytes(out), **stats, **({"maxsim": search_path} if shards.kind == "multi" else {}),
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "load_avg_1m": os.getloadavg()[0]}
     if truth is not None:
         position = {d: i for i, d in enumerate(index.ids)}
         row["recall@10"] = float(np.mean([len({position[d] for d in g} & set(t.tolist())) / 10 for g, t in zip(got, truth)]))
@@ -266,8 +273,20 @@ def _ndcg(data, doc_ids: list[str], vectors: np.ndarray, query_emb: np.ndarray) 
     return score(data.qrels, results, ["ndcg@10"])["ndcg@10"]
 
 
+def _reference(args, retriever, docs: list[dict]) -> tuple[np.ndarray, dict]:
+    """In-process embeddings of ``docs``: computed and timed here, or read from ``--reference`` (an .npz of the harness's cache)."""
+    if args.reference:
+        with np.load(args.reference, allow_pickle=False) as stored:
+            vectors = stored["embeddings"]
+        if len(vectors) != len(docs):
+            raise SystemExit(f"{args.reference} holds {len(vectors)} embeddings for {len(docs)} documents")
+        return vectors, {"path": f"in-process (stored: {args.reference})", "documents": len(docs)}
+    reference, seconds = _timed(lambda: retriever.embed_documents(docs))
+    return reference, {"path": "in-process", "documents": len(docs), "seconds": seconds, "docs_per_s": len(docs) / seconds}
+
+
 def run_ray(args) -> list[dict]:
-    """In-process embed_documents against ``python -m retrieval encode`` with 1 and 2 local Ray workers, same run."""
+    """In-process embed_documents against ``python -m retrieval encode`` on local Ray workers (1 and 2 by default), same run."""
     from retrieval import Retriever
     from retrieval.beir_data import join_judgments, read_corpus, read_qrels, read_queries
     from retrieval.scale.encode import encode_corpus
@@ -280,22 +299,27 @@ def run_ray(args) -> list[dict]:
     subset.write_text("".join(json.dumps({"_id": i, "title": corpus[i]["title"], "text": corpus[i]["text"]}) + "\n" for i in ids))
     data = join_judgments({i: corpus[i] for i in ids}, read_queries(root / "queries.jsonl"), read_qrels(root / "qrels" / "test.tsv")[0],
                           qrels_name="qrels/test.tsv", queries_name="queries.jsonl", corpus_name="corpus.jsonl")
-    docs = [{"_id": i, **corpus[i]} for i in ids]
     retriever = Retriever(dtype="float32", device="cpu")
-    reference, seconds = _timed(lambda: retriever.embed_documents(docs))
+    reference, first = _reference(args, retriever, [{"_id": i, **corpus[i]} for i in ids])
     query_emb = retriever.embed_queries(list(data.queries.values()))
-    rows = [{"path": "in-process", "documents": len(ids), "seconds": seconds, "docs_per_s": len(ids) / seconds,
-             "ndcg@10": _ndcg(data, ids, reference, query_emb)}]
-    for workers in (1, 2):
+    rows = [{**first, "ndcg@10": _ndcg(data, ids, reference, query_emb), "load_avg_1m": os.getloadavg()[0]}]
+    for workers in [int(w) for w in args.workers.split(",")]:
         out = work / f"shards-{workers}"
         shutil.rmtree(out, ignore_errors=True)
         report, seconds = _timed(lambda: encode_corpus(str(subset), out, workers=workers, dtype="float32", device="cpu",
                                                        shard_size=args.shard_size, quiet=True))
         got_ids, vectors = _shard_vectors(out)
-        rows.append({"path": f"ray-{workers}", "documents": report.documents, "seconds": seconds, "docs_per_s": len(ids) / seconds,
-                     "max_abs_diff": float(np.abs(vectors - reference).max()), "same_ids": got_ids == ids,
-                     "ndcg@10": _ndcg(data, got_ids, vectors, query_emb), "vs_in_process": rows[0]["seconds"] / seconds})
-    rows.append({"scaling_efficiency_1_to_2": rows[1]["seconds"] / rows[2]["seconds"] / 2})
+        row = {"path": f"ray-{workers}", "workers": workers, "documents": report.documents, "seconds": seconds, "docs_per_s": len(ids) / seconds,
+               "max_abs_diff": float(np.abs(vectors - reference).max()), "same_ids": got_ids == ids,
+               "ndcg@10": _ndcg(data, got_ids, vectors, query_emb), "load_avg_1m": os.getloadavg()[0]}
+        if "seconds" in rows[0]:
+            row["vs_in_process"] = rows[0]["seconds"] / seconds
+        rows.append(row)
+        if not args.keep_shards:
+            shutil.rmtree(out, ignore_errors=True)
+    by_workers = {r["workers"]: r["seconds"] for r in rows if "workers" in r}
+    if 1 in by_workers and 2 in by_workers:
+        rows.append({"scaling_efficiency_1_to_2": by_workers[1] / by_workers[2] / 2})
     for row in rows:
         print(json.dumps(row), flush=True)
     return rows
@@ -366,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=None, help="first N documents only (default: all)")
     r.add_argument("--shard-size", type=int, default=500, help="documents per shard (default 500)")
     r.add_argument("--work", required=True, help="folder for the corpus subset and the shards")
+    r.add_argument("--workers", default="1,2", help="Ray worker counts to run, comma-separated (default 1,2)")
+    r.add_argument("--reference", default=None, metavar="NPZ", help="in-process embeddings stored by the harness's --cache-dir "
+                   "(key 'embeddings', corpus order) instead of computing them here (then no in-process timing)")
+    r.add_argument("--keep-shards", action="store_true", help="keep the shard folders (default: deleted after each is measured)")
     r.add_argument("--json", default=None, help="also write the rows here")
     k = sub.add_parser("code", help="a code folder: 'index' in-process vs 'encode' on Ray workers + 'build-index'")
     k.add_argument("--root", required=True, help="the folder to index (e.g. a site-packages folder, or a package in it)")

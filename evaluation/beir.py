@@ -44,7 +44,7 @@ from indexes import IndexFormatError
 from retrieval import ColbertRetriever, Retriever
 from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
 from retrieval.documents import document_text
-from retrieval.fusion import DEFAULT_FUSION, DEFAULT_WEIGHT
+from retrieval.fusion import settings as fusion_settings
 from retrieval.metrics import METRICS, retrieve, score
 from retrieval.rerank import load_reranker
 
@@ -256,8 +256,7 @@ def evaluate_source(
     }
     record = result_record(source, retriever, index, split_run, truncation)
     if retrieval == "hybrid":  # the settings in effect, so a stored result says which default produced it
-        fusion = fusion or DEFAULT_FUSION
-        weight = DEFAULT_WEIGHT[fusion] if weight is None else weight
+        fusion, weight = fusion_settings(fusion, weight)
     record["retrieval"] = {"mode": retrieval, "fusion": fusion, "weight": weight, "lexical_tokenizer": lexical_tokenizer,
                            "rerank": rerank, "rerank_depth": rerank_depth if rerank else None}
     return record

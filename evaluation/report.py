@@ -35,7 +35,7 @@ from pathlib import Path
 
 from evaluation import mteb_results, plots, significance
 from retrieval.beir_data import DATA_DIR_ENV, DataError, default_data_dir
-from retrieval.fusion import DEFAULT_FUSION, DEFAULT_WEIGHT
+from retrieval.fusion import settings as fusion_settings
 
 logger = logging.getLogger("evaluation.report")
 
@@ -94,7 +94,7 @@ def search_settings(mode: str, tokenizer: str) -> dict:
     """The harness's retrieval keywords of one mode: the BM25 tokenizer and, for hybrid, the fusion in effect."""
     if mode == "dense":
         return {"retrieval": mode}
-    fused = {"fusion": DEFAULT_FUSION, "weight": DEFAULT_WEIGHT[DEFAULT_FUSION]} if mode == "hybrid" else {}
+    fused = dict(zip(("fusion", "weight"), fusion_settings())) if mode == "hybrid" else {}
     return {"retrieval": mode, "lexical_tokenizer": tokenizer, **fused}
 
 

@@ -88,12 +88,18 @@ def convex(dense: Ranking, lexical: Ranking, weight: float = DEFAULT_WEIGHT["con
     return sorted(fused.items(), key=lambda item: (-item[1], order[item[0]]))
 
 
-def fuse(dense: Ranking, lexical: Ranking, fusion: str | None = None, weight: float | None = None) -> list[tuple[str, float]]:
-    """One query's hybrid ranking by ``fusion`` (``"convex"`` or ``"rrf"``; default :data:`DEFAULT_FUSION`)."""
+def settings(fusion: str | None = None, weight: float | None = None) -> tuple[str, float]:
+    """The fusion and dense share in effect: ``None`` means the default (:data:`DEFAULT_FUSION`, its
+    :data:`DEFAULT_WEIGHT`); an unknown fusion or a weight outside [0, 1] is a ``ValueError``."""
     fusion = fusion or DEFAULT_FUSION
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
-    weight = DEFAULT_WEIGHT[fusion] if weight is None else check_weight(weight)
+    return fusion, DEFAULT_WEIGHT[fusion] if weight is None else check_weight(weight)
+
+
+def fuse(dense: Ranking, lexical: Ranking, fusion: str | None = None, weight: float | None = None) -> list[tuple[str, float]]:
+    """One query's hybrid ranking by ``fusion`` (``"convex"`` or ``"rrf"``; default :data:`DEFAULT_FUSION`)."""
+    fusion, weight = settings(fusion, weight)
     if fusion == "rrf":
         return rrf([dense, lexical], [weight, 1.0 - weight])
     return convex(dense, lexical, weight)

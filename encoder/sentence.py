@@ -142,6 +142,21 @@ def default_max_tokens(model) -> int:
     return 4096 if next(model.parameters()).dtype == torch.float32 else 16384
 
 
+def model_reference(model) -> str:
+    """The hub id or path a loaded ``SentenceTransformer`` came from, as stored with a saved index."""
+    first = model[0]
+    for config in (getattr(getattr(first, "auto_model", None), "config", None), getattr(first, "config", None)):
+        if getattr(config, "name_or_path", None):
+            return config.name_or_path
+    return type(first).__name__
+
+
+def model_dtype(model) -> str | None:
+    """``"float32"`` / ``"bfloat16"`` / ...: the dtype of a loaded model's weights."""
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return str(param.dtype).removeprefix("torch.") if param is not None else None
+
+
 def token_lengths(model, texts: list[str], role: str = "document", chunk: int = 2048) -> np.ndarray:
     """Number of tokens of each text (prompt and special tokens included), before truncation.
 

@@ -43,9 +43,11 @@ from evaluation.outputs import add_output_arguments, write_outputs
 from indexes import IndexFormatError
 from retrieval import ColbertRetriever, Retriever
 from retrieval.beir_data import DATA_DIR_ENV, BeirData, DataError, find_dataset, load_beir
+from retrieval.cli import add_workers_arguments
 from retrieval.documents import document_text
 from retrieval.fusion import settings as fusion_settings
 from retrieval.metrics import METRICS, retrieve, score
+from retrieval.parallel import auto_workers
 from retrieval.rerank import load_reranker
 
 logger = logging.getLogger("evaluation.beir")
@@ -218,6 +220,8 @@ def evaluate_source(
     lexical_tokenizer: str = "english",
     rerank: str | None = None,
     rerank_depth: int = 100,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> dict:
     """Evaluate one loaded split and return the result record.
 
@@ -231,7 +235,8 @@ def evaluate_source(
     :class:`indexes.MultiVectorIndex` with ``nbits`` per dimension; ``index`` is then ignored).
     ``max_length`` caps the tokens per document (see :func:`choose_max_length`); a loaded model
     gets its own length back afterwards. The record's ``truncation`` says how many documents
-    were longer than the length used.
+    were longer than the length used. ``workers``/``ray_address``: Ray actors encoding the corpus
+    (:meth:`retrieval.Retriever.workers`; None: :func:`retrieval.parallel.auto_workers` of its size).
     """
     retriever, index = make_retriever(model, index=index, search_params=search_params, device=device, dtype=dtype,
                                       batch_size=batch_size, multi_vector=multi_vector, nbits=nbits,
@@ -242,7 +247,8 @@ def evaluate_source(
         search["rerank"] = load_reranker(rerank, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
-    with document_length(retriever, used):
+    count = workers or (2 if ray_address else auto_workers(len(source.data.corpus)))
+    with document_length(retriever, used), retriever.workers(count, ray_address, quiet=not show_progress):
         split_run = encode_split(retriever, source, cache_dir, show_progress)
     index_and_search(retriever, split_run, [source.data.queries[q] for q in split_run.query_ids], **search)
     truncation = {
@@ -395,6 +401,7 @@ def add_model_arguments(p: argparse.ArgumentParser, *, max_length_default: int |
     p.add_argument("--index", default="Flat", help='FAISS factory string, e.g. Flat (exact, default), HNSW32, "IVF64,Flat"')
     p.add_argument("--search-params", default=None, help='FAISS search parameters, e.g. "nprobe=32" or "efSearch=256"; with --multi-vector "nprobe=8,rerank=256" (default: accurate presets)')
     p.add_argument("--batch-size", type=int, default=None, help="maximum texts per encoding batch (default: 256 dense, also capped by a token budget; 32 ColBERT)")
+    add_workers_arguments(p, "documents")
     p.add_argument("--multi-vector", action="store_true", help="ColBERT: --model is a PyLate ColBERT model (a plain encoder gets an untrained projection); token vectors go into the multi-vector FAISS index")
     p.add_argument("--nbits", type=int, default=4, choices=[4, 6, 8, 16], help="--multi-vector: bits per stored dimension (16 = fp16; default 4)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"], help="model weights dtype; auto = bf16 where the hardware runs it natively (default: float32, the published setting)")
@@ -497,6 +504,8 @@ def settings_from(args: argparse.Namespace) -> dict:
         lexical_tokenizer=args.lexical_tokenizer,
         rerank=args.rerank,
         rerank_depth=args.rerank_depth,
+        workers=args.workers,
+        ray_address=args.ray_address,
     )
 
 

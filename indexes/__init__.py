@@ -8,8 +8,8 @@ All of them: ``delete``, ``compact``, ``live_ids`` and ``search(..., subset=ids)
 """
 
 from indexes.base import Index, IndexFormatError, SearchResult
-from indexes.lexical import LexicalIndex
+from indexes.lexical import LexicalIndex, lexical_index
 from indexes.multi_vector import MultiVectorIndex, maxsim
 from indexes.single_vector import FaissIndex
 
-__all__ = ["FaissIndex", "Index", "IndexFormatError", "LexicalIndex", "MultiVectorIndex", "SearchResult", "maxsim"]
+__all__ = ["FaissIndex", "Index", "IndexFormatError", "LexicalIndex", "MultiVectorIndex", "SearchResult", "lexical_index", "maxsim"]

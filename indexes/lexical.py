@@ -309,3 +309,14 @@ class LexicalIndex(Index):
         self._position = {doc_id: i for i, doc_id in enumerate(ids) if not self.deleted[i]}
         if len(self._position) != int((~self.deleted).sum()):
             raise IndexFormatError(f"{path}: index.json lists a live id twice")
+
+
+def lexical_index(setting):
+    """The BM25 index a ``lexical`` setting asks for: ``True`` (english), a tokenizer name, an index, or None."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return LexicalIndex()
+    if isinstance(setting, str):
+        return LexicalIndex(tokenizer=setting)
+    return setting

@@ -8,6 +8,7 @@ only where those packages were loaded, since an error of theirs can come from no
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -35,3 +36,20 @@ def run_reporting_errors(run: Callable[[], int]) -> int:
     except OSError as exc:  # a folder that cannot be read or written
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+def _workers(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"takes 'auto' or a count of at least 1, not {value!r}")
+    return int(value)
+
+
+def add_workers_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--workers`` and ``--ray-address``: Ray actors encoding ``what`` (:meth:`retrieval.Retriever.workers`)."""
+    p.add_argument("--workers", type=_workers, default=None, metavar="N", help=f"encode {what} on N Ray actors (one model each), or "
+                   f"auto (default): in this process below 50,000 {what} or on fewer than 4 cores, else one actor per 2 cores "
+                   "(per GPU with 2+ GPUs); 1: always in this process")
+    p.add_argument("--ray-address", default=None, metavar="ADDR", help="encode on the Ray cluster at ADDR (started with 'ray start "
+                   "--head'), with --workers actors (default 2)")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from encoder import token_lengths
-from indexes import MultiVectorIndex
+from indexes import MultiVectorIndex, lexical_index
 from retrieval.chunking import DEFAULT_OVERLAP, Chunker
 from retrieval.rerank import load_colbert
-from retrieval.retriever import MODEL_DIR, Retriever, lexical_index
+from retrieval.retriever import MODEL_DIR, Retriever
 
 __all__ = ["ColbertRetriever", "load_colbert"]  # load_colbert lives in retrieval.rerank, below the retrievers
 

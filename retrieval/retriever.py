@@ -30,6 +30,7 @@ Design, by measurement (BENCHMARKS.md, "Hybrid retrieval, filters, chunks"):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterable
@@ -38,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from encoder import default_model, encode, load_model, token_lengths
-from encoder.sentence import guard_tokenizer
-from indexes import FaissIndex, IndexFormatError, storage
+from encoder.sentence import guard_tokenizer, model_dtype, model_reference
+from indexes import FaissIndex, IndexFormatError, lexical_index, storage
 from retrieval import fusion as fusions
 from retrieval.chunking import (AUTO, DEFAULT_OVERLAP, Chunker, Chunking, best_chunk_per_document, chunker_setting,
                                 model_token_offsets)
@@ -57,34 +58,6 @@ LEXICAL_DIR = "lexical"
 MODEL_DIR = "model"
 MODES = ("dense", "lexical", "hybrid")
 HYBRID_DEPTH = 100  # candidates each part gives the fusion (at least k)
-
-
-def model_reference(model) -> str:
-    """The hub id or path a loaded ``SentenceTransformer`` came from, as stored with a saved index."""
-    first = model[0]
-    for config in (getattr(getattr(first, "auto_model", None), "config", None), getattr(first, "config", None)):
-        if getattr(config, "name_or_path", None):
-            return config.name_or_path
-    return type(first).__name__
-
-
-def model_dtype(model) -> str | None:
-    """``"float32"`` / ``"bfloat16"`` / ...: the dtype of a loaded model's weights."""
-    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return str(param.dtype).removeprefix("torch.") if param is not None else None
-
-
-def lexical_index(lexical):
-    """The BM25 index a ``lexical`` setting asks for: ``True`` (english), a tokenizer name, an index, or None."""
-    from indexes import LexicalIndex
-
-    if lexical is None or lexical is False:
-        return None
-    if lexical is True:
-        return LexicalIndex()
-    if isinstance(lexical, str):
-        return LexicalIndex(tokenizer=lexical)
-    return lexical
 
 
 class Retriever:
@@ -175,6 +148,7 @@ class Retriever:
         self.batch_size, self.chunk_size, self.show_progress = batch_size, chunk_size, show_progress
         self.device = device
         self._write_lock = threading.RLock()  # changes one at a time; searches never take it (but the lexical flush)
+        self._pool = None  # Ray actors encoding documents, inside workers()
 
     def _documents_setup(self, lexical, chunk_overlap: int, chunker: Chunker | None) -> None:
         """The stored documents and everything kept about them, empty."""
@@ -212,9 +186,33 @@ class Retriever:
         return len(self.documents) - sum(map(len, self.children.values())) + len(self.children)
 
     def embed_documents(self, documents: list) -> np.ndarray:
-        """Embeddings of documents (anything :meth:`add` takes) without indexing them."""
-        docs = [d if isinstance(d, Document) else as_document(d, str(i)) for i, d in enumerate(documents)]
-        return self._encode([d.full_text for d in docs], "document")
+        """Embeddings of documents (anything :meth:`add` takes) without indexing them; on Ray inside :meth:`workers`."""
+        texts = [(d if isinstance(d, Document) else as_document(d, str(i))).full_text for i, d in enumerate(documents)]
+        pool = self._pool
+        return pool.encode(texts, "document") if pool is not None and texts else self._encode(texts, "document")
+
+    @contextlib.contextmanager
+    def workers(self, count: int, address: str | None = None, *, quiet: bool | None = None):
+        """Inside the block, documents are encoded by ``count`` Ray actors (:mod:`retrieval.parallel`).
+
+        ``address`` joins a Ray cluster (default: a local Ray started here, stopped at the end);
+        ``count=1`` without an address encodes in this process, as outside the block.
+
+        >>> with retriever.workers(4):                    # doctest: +SKIP
+        ...     retriever.add(corpus)
+        """
+        if count <= 1 and address is None:
+            yield self
+            return
+        from retrieval.parallel import EncoderPool
+
+        pool = EncoderPool(self, count, address, quiet=not self.show_progress if quiet is None else quiet)
+        self._pool = pool
+        try:
+            yield self
+        finally:
+            self._pool = None
+            pool.close()
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         return self._encode(list(queries), "query")

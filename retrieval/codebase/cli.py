@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from retrieval.cli import TRUST_HELP
+from retrieval.cli import TRUST_HELP, add_workers_arguments
 from retrieval.codebase.files import MAX_BYTES
 
 
@@ -32,6 +32,7 @@ def add_index_arguments(index) -> None:
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index in --out and embed everything again; settings not given keep their previous values, and model, --multi-vector, dtype and length may change")
     index.add_argument("--watch", action="store_true", help="after indexing, keep watching PATH and update the index whenever files change (only chunks whose text changed are re-embedded); Ctrl-C stops")
     index.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="with --watch: seconds between looks at the files (default: 1)")
+    add_workers_arguments(index, "chunks")
     index.add_argument("--quiet", action="store_true", help="no progress bars (and with --watch, no line per update)")
     index.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
@@ -84,7 +85,7 @@ def run_index(args) -> int:
         model=args.model, multi_vector=args.multi_vector, index=args.index, dtype=args.dtype,
         device=args.device, max_length=args.max_length, batch_size=args.batch_size, exclude=args.exclude,
         max_file_bytes=args.max_file_size, rebuild=args.rebuild, show_progress=not args.quiet,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, workers=args.workers, ray_address=args.ray_address,
     )
     if args.watch:
         return _watch(args, options)

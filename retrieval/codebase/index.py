@@ -59,13 +59,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder import default_model
+from encoder.sentence import model_reference
 from indexes import IndexFormatError, storage
 from retrieval.chunking.structural import chunk_files
 from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
+from retrieval.parallel import auto_workers
 from retrieval.codebase.hits import format_hit  # noqa: F401  (re-exported: callers import it from here)
 from retrieval.codebase.errors import CodebaseError
-from retrieval.retriever import Hit, Retriever, model_reference
+from retrieval.retriever import Hit, Retriever
 
 FORMAT = "codebase-index"
 VERSION = 1
@@ -91,12 +93,14 @@ class IndexReport:
     skipped: dict = field(default_factory=dict)
     seconds: float = 0.0
     written: bool = True
+    workers: int = 1  # Ray actors that encoded the chunks (1: this process)
 
     def summary(self) -> str:
         unchanged = self.files - self.new_files - self.changed_files
         lines = [
             f"{self.files} files ({self.new_files} new, {self.changed_files} changed, {self.removed_files} removed, "
-            f"{unchanged} unchanged): {self.chunks} chunks, {self.encoded} encoded, {self.seconds:.1f} s",
+            f"{unchanged} unchanged): {self.chunks} chunks, {self.encoded} encoded"
+            f"{f' on {self.workers} Ray workers' if self.workers > 1 else ''}, {self.seconds:.1f} s",
             f"skipped: {describe_skipped(Counter(self.skipped))}",
             f"index written to {self.out}" if self.written else f"index at {self.out} is up to date",
         ]
@@ -387,6 +391,8 @@ def index_codebase(
     show_progress: bool = True,
     trust_remote_code: bool = False,  # a model folder may name code outside the allow-list
     loaded_model=None,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> IndexReport:
     """Index the text files under ``root`` into the folder ``out``, or bring that index up to date.
 
@@ -420,6 +426,9 @@ def index_codebase(
         Ignore the previous index and embed everything again.
     loaded_model
         The index's own model, already loaded (``--watch`` loads it once for every update).
+    workers, ray_address
+        Ray actors encoding the chunks (:meth:`retrieval.Retriever.workers`), on a local Ray or the
+        cluster at ``ray_address``; None: :func:`retrieval.parallel.auto_workers` of the chunks to encode.
     """
     started = time.perf_counter()
     root, out = Path(root), Path(out)
@@ -444,7 +453,9 @@ def index_codebase(
     settings["max_length"] = _chunk_limit(retriever, settings)
     documents, ids = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
     fresh, gone, moved = _changes(previous_files, digests, texts, documents)
-    embeddings = _update(retriever, saved, out, fresh, gone, moved)
+    report.workers = workers or (2 if ray_address else auto_workers(len(fresh)))
+    with retriever.workers(report.workers, ray_address, quiet=not show_progress):
+        embeddings = _update(retriever, saved, out, fresh, gone, moved)
     report.encoded, report.chunks = len(fresh), len(retriever)
     _write(out, retriever, embeddings, _manifest(root, settings, digests, ids, previous_files))
     report.seconds = time.perf_counter() - started

@@ -4,8 +4,8 @@ One job per module:
 
 - :mod:`retrieval.scale.sources`: a corpus (BEIR ``corpus.jsonl``, a folder of files, a
   ``datasets`` dataset) read as a stream, and its deterministic split into shards;
-- :mod:`retrieval.scale.session`: a Ray session, local (started in-process) or a cluster's;
-- :mod:`retrieval.scale.encode`: the encoding job, an actor pool writing shards, resumable;
+- :mod:`retrieval.scale.encode`: the encoding job, an actor pool writing shards, resumable (its Ray
+  session: :func:`retrieval.parallel.ray_session`);
 - :mod:`retrieval.scale.build`: a Retriever folder built from shards in bounded memory;
 - ``python -m retrieval encode|build-index`` (:mod:`retrieval.scale.cli`): the command line.
 

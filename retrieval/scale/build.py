@@ -21,7 +21,7 @@ from indexes.shards import ShardSet
 from retrieval.colbert import ColbertRetriever
 from retrieval.retriever import CONFIG_FILE, DOCUMENTS_FILE, FORMAT, INDEX_DIR, MODEL_DIR, VERSION, Retriever
 from retrieval.scale.encode import MODEL_DIR as SHARD_MODEL_DIR
-from retrieval.scale.session import ray_session
+from retrieval.parallel import ray_session
 
 
 def ray_map(ray):

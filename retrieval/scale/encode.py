@@ -32,11 +32,10 @@ from retrieval.codebase.index import chunk_ids
 from retrieval.colbert import ColbertRetriever, load_colbert
 from retrieval.documents import as_document
 from retrieval.retriever import Retriever
-from retrieval.scale.session import ray_session
+from retrieval.parallel import IN_FLIGHT_PER_WORKER, ray_session, start_actors
 from retrieval.scale.sources import DOCUMENTS_PER_SHARD, FILES_PER_SHARD, open_source, split
 
 MODEL_DIR = "model"
-IN_FLIGHT_PER_WORKER = 2  # one shard encoding, one queued: no actor waits for the driver
 
 
 class Encoder:
@@ -130,13 +129,6 @@ def _colbert_model(out: Path, model: str | None, dtype: str, device: str | None,
     return str(folder.absolute())
 
 
-def _actors(ray, workers: int, args: tuple) -> list:
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
-    remote = ray.remote(**options)(Encoder)
-    return [remote.remote(*args) for _ in range(min(workers, gpus) if gpus else workers)]
-
-
 def _stream(ray, actors, source, shards: ShardSet, todo: list[int], quiet: bool) -> int:
     """Send the ``todo`` shards to the actors, at most two per actor in flight; write each as it returns."""
     pending, idle, documents = {}, list(actors) * IN_FLIGHT_PER_WORKER, 0
@@ -197,7 +189,7 @@ def encode_corpus(corpus: str, out: str | Path, *, model: str | None = None, mul
         out.mkdir(parents=True, exist_ok=True)
         model = _colbert_model(out, model, dtype, device, trust_remote_code)
     with ray_session(workers, address, quiet=quiet) as ray:
-        actors = _actors(ray, workers, (model, multi_vector, dtype, device, max_length, batch_size, trust_remote_code))
+        actors = start_actors(ray, Encoder, workers, model, multi_vector, dtype, device, max_length, batch_size, trust_remote_code)
         settings = ray.get(actors[0].settings.remote())
         nodes = len(set(ray.get([a.node.remote() for a in actors])))
         shards = ShardSet.create(out, kind="multi" if multi_vector else "single", dim=settings.pop("dim"), plan=plan,

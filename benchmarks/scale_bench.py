@@ -19,8 +19,10 @@ nDCG@10 of each, throughput ratios and 1 -> 2 scaling efficiency. ``--reference`
 embeddings from the harness's cache instead (a full corpus then costs one Ray encode, not three), and
 ``--workers 2`` runs only that count; shards are deleted once measured unless ``--keep-shards``.
 
-``code``: a folder of code (default: site-packages) through ``python -m retrieval encode`` with
-2 Ray workers against ``python -m retrieval index`` in-process: chunks/s ratio, peak RSS, index size.
+``code``: a folder of code (a package of site-packages), copied, through ``python -m retrieval index
+--workers 2`` (a pool of Ray actors) against ``index`` in-process, same run: chunks/s ratio, peak RSS
+of each process tree, index size, same ids and vectors; then one file touched and indexed again
+(``--shards``: also ``encode`` + ``build-index``).
 
 Every run is niced by the caller (``nice -n 15``) and prints one JSON line per case; ``--json``
 collects them.
@@ -192,17 +194,6 @@ def fit_exponents(rows: list[dict], keys=("build_s", "peak_rss_gb", "disk_bytes"
     return out
 
 
-def ivf_factory(n: int) -> str:
-    """IVF-PQ sized as FAISS's guidelines suggest (about 4 sqrt(N) lists), capped at 4,096 for a 2-core CPU.
-
-    An HNSW quantizer assigns 10M vectors to lists in minutes instead of an hour of exact
-    distances; ``np`` skips polysemous training (a constant ~10 CPU-minutes at PQ48 that only
-    the Hamming-filtered search, unused here, needs).
-    """
-    nlist = int(min(4096, 2 ** round(np.log2(4 * np.sqrt(n)))))
-    return f"IVF{nlist}_HNSW32,PQ48np"
-
-
 def shards_of_size(n: int, big, work: Path, kind: str, shard_size: int):
     """``n`` documents' shards: made whole below one shard, the largest set itself, else a prefix of it."""
     if n < shard_size:
@@ -211,13 +202,15 @@ def shards_of_size(n: int, big, work: Path, kind: str, shard_size: int):
 
 
 def run_single(args) -> list[dict]:
+    from indexes import from_shards
+
     work = Path(args.work)
     sizes = [int(s) for s in args.sizes.split(",")]
     big = make_shards(work / f"single-{max(sizes)}", max(sizes), kind="single", shard_size=args.shard_size)
     rows = []
     for n in sizes:
         shards = shards_of_size(n, big, work, "single", args.shard_size)
-        factories = [ivf_factory(n)] + (["Flat"] if n <= args.flat_max else []) + (["HNSW32"] if n <= args.hnsw_max else [])
+        factories = [from_shards.ivf_pq_factory(n, DIM)] + (["Flat"] if n <= args.flat_max else []) + (["HNSW32"] if n <= args.hnsw_max else [])
         for factory in factories:
             out = work / f"index-{n}-{factory.replace(',', '_')}"
             row = run_case(["--shards", str(shards.path), "--out", str(out), "--factory", factory, *(["--truth"] if n <= args.truth_max else [])],
@@ -343,25 +336,53 @@ def tree_peak(cmd: list[str]) -> tuple[float, float, str]:
     return time.perf_counter() - t, peak, out
 
 
+def _index_vectors(folder: Path):
+    """Ids and stored vectors of a codebase index folder (its FAISS index reconstructed)."""
+    from retrieval.codebase.index import load_codebase
+
+    retriever, _ = load_codebase(folder)
+    return list(retriever.index.ids), retriever.index.index.reconstruct_n(0, len(retriever.index.ids))
+
+
 def run_code(args) -> list[dict]:
-    """A code folder: ``python -m retrieval index`` in-process against ``encode`` on 2 Ray workers + ``build-index``."""
+    """A code folder, copied: ``index`` in-process against ``index --workers N`` (Ray), same run; then one file touched.
+
+    ``--shards`` adds the bounded-memory path (``encode`` on the Ray workers + ``build-index``).
+    """
     import re
 
     root, work = Path(args.root), Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
+    tree = work / "tree"  # a copy: the incremental step edits a file, never the environment's own
+    shutil.copytree(root, tree, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
     py = [sys.executable, "-m", "retrieval"]
-    seconds, peak, out = tree_peak([*py, "index", str(root), "--out", str(work / "in-process"), "--dtype", "float32", "--device", "cpu", "--quiet"])
-    chunks = int(re.search(r"(\d+) chunks", out).group(1))
-    rows = [{"path": "index (in-process)", "root": str(root), "chunks": chunks, "seconds": seconds, "chunks_per_s": chunks / seconds,
-             "peak_rss_gb": peak, "index_bytes": disk_bytes(work / "in-process")}]
-    seconds, peak, out = tree_peak([*py, "encode", str(root), "--out", str(work / "shards"), "--workers", str(args.workers),
-                                    "--shard-size", str(args.shard_size), "--dtype", "float32", "--device", "cpu", "--quiet"])
-    chunks = int(re.search(r"(\d+) documents", out).group(1))
-    build_s, build_peak, _ = tree_peak([*py, "build-index", str(work / "shards"), "--out", str(work / "ray-index"), "--quiet"])
-    rows.append({"path": f"encode ({args.workers} Ray workers) + build-index", "chunks": chunks, "seconds": seconds + build_s,
-                 "chunks_per_s": chunks / (seconds + build_s), "encode_peak_rss_gb": peak, "build_peak_rss_gb": build_peak,
-                 "index_bytes": disk_bytes(work / "ray-index"), "shards_bytes": disk_bytes(work / "shards")})
+    index = [*py, "index", str(tree), "--dtype", "float32", "--device", "cpu", "--quiet"]
+    rows = []
+    for label, workers in (("index (in-process)", 1), (f"index --workers {args.workers} (Ray)", args.workers)):
+        out = work / f"index-{workers}"
+        seconds, peak, printed = tree_peak([*index, "--out", str(out), "--workers", str(workers)])
+        chunks = int(re.search(r"(\d+) chunks", printed).group(1))
+        rows.append({"path": label, "root": str(root), "files": int(re.match(r"(\d+) files", printed).group(1)), "chunks": chunks,
+                     "seconds": seconds, "chunks_per_s": chunks / seconds, "peak_rss_gb": peak, "index_bytes": disk_bytes(out),
+                     "load_avg_1m": os.getloadavg()[0]})
     rows[1]["vs_in_process"] = rows[1]["chunks_per_s"] / rows[0]["chunks_per_s"]
+    (ids_a, vec_a), (ids_b, vec_b) = _index_vectors(work / "index-1"), _index_vectors(work / f"index-{args.workers}")
+    rows[1]["same_ids"], rows[1]["max_abs_diff"] = ids_a == ids_b, float(np.abs(vec_a - vec_b).max())
+    touched = max(tree.rglob("*.py"), key=lambda p: p.stat().st_size)  # the largest file: the most a one-file re-chunk costs
+    with open(touched, "a", encoding="utf-8") as f:
+        f.write("\n\ndef touched_by_the_benchmark(x):\n    return x\n")
+    seconds, peak, printed = tree_peak([*index, "--out", str(work / f"index-{args.workers}")])
+    rows.append({"path": "index again after touching one file (auto: in-process)", "file": str(touched.relative_to(tree)),
+                 "encoded": int(re.search(r"(\d+) encoded", printed).group(1)), "seconds": seconds, "peak_rss_gb": peak,
+                 "summary": printed.strip().splitlines()[0]})
+    if args.shards:
+        seconds, peak, printed = tree_peak([*py, "encode", str(tree), "--out", str(work / "shards"), "--workers", str(args.workers),
+                                            "--shard-size", str(args.shard_size), "--dtype", "float32", "--device", "cpu", "--quiet"])
+        chunks = int(re.search(r"(\d+) documents", printed).group(1))
+        build_s, build_peak, _ = tree_peak([*py, "build-index", str(work / "shards"), "--out", str(work / "ray-index"), "--quiet"])
+        rows.append({"path": f"encode ({args.workers} Ray workers) + build-index", "chunks": chunks, "seconds": seconds + build_s,
+                     "chunks_per_s": chunks / (seconds + build_s), "encode_peak_rss_gb": peak, "build_peak_rss_gb": build_peak,
+                     "index_bytes": disk_bytes(work / "ray-index"), "shards_bytes": disk_bytes(work / "shards")})
     for row in rows:
         print(json.dumps(row), flush=True)
     return rows
@@ -395,10 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(key 'embeddings', corpus order) instead of computing them here (then no in-process timing)")
     r.add_argument("--keep-shards", action="store_true", help="keep the shard folders (default: deleted after each is measured)")
     r.add_argument("--json", default=None, help="also write the rows here")
-    k = sub.add_parser("code", help="a code folder: 'index' in-process vs 'encode' on Ray workers + 'build-index'")
+    k = sub.add_parser("code", help="a code folder (copied): 'index' in-process vs 'index --workers N' on Ray, then one file touched")
     k.add_argument("--root", required=True, help="the folder to index (e.g. a site-packages folder, or a package in it)")
     k.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
-    k.add_argument("--shard-size", type=int, default=100, help="files per shard (default 100: several shards per worker even on a package)")
+    k.add_argument("--shards", action="store_true", help="also the bounded-memory path: 'encode' on the Ray workers + 'build-index'")
+    k.add_argument("--shard-size", type=int, default=100, help="with --shards: files per shard (default 100: several shards per worker even on a package)")
     k.add_argument("--work", required=True, help="folder for the indexes and shards")
     k.add_argument("--json", default=None, help="also write the rows here")
     c = sub.add_parser("case", help="one build + search (run by the others in a subprocess)")

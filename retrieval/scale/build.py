@@ -50,7 +50,7 @@ def _copy_documents(shards: ShardSet, path: Path) -> int:
     return lines
 
 
-def build_index(shards_path: str | Path, out: str | Path, *, factory: str = "Flat", metric: str = "cosine",
+def build_index(shards_path: str | Path, out: str | Path, *, factory: str = "auto", metric: str = "cosine",
                 train_size: int | None = None, nbits: int = 4, nlist: int | None = None, workers: int = 1,
                 address: str | None = None, quiet: bool = False) -> tuple[Path, dict]:
     """Build the Retriever folder ``out`` from the complete shard set at ``shards_path``; returns it and a summary.

@@ -38,8 +38,9 @@ def add_encode_arguments(p) -> None:
 def add_build_arguments(p) -> None:
     p.add_argument("shards", metavar="SHARDS", help="a complete shard folder written by 'encode'")
     p.add_argument("--out", required=True, metavar="DIR", help="Retriever folder to write (replaced atomically)")
-    p.add_argument("--index", default="Flat", metavar="FACTORY", help='FAISS factory string for single-vector shards: Flat (default), '
-                   'HNSW32, "IVF4096,PQ48np" (IVF lists merged on disk and memory-mapped; "np" skips PQ\'s slow polysemous training)')
+    p.add_argument("--index", default="auto", metavar="FACTORY", help='FAISS factory string for single-vector shards: auto (default: '
+                   'Flat up to 1M documents, above it IVF-PQ, e.g. "IVF4096_HNSW32,PQ48np" at 384 dimensions), Flat, HNSW32, '
+                   '"IVF4096,PQ48np" (IVF lists merged on disk and memory-mapped; "np" skips PQ\'s slow polysemous training)')
     p.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="single-vector metric (default cosine)")
     p.add_argument("--train-size", type=int, default=None, metavar="VECTORS", help="vectors sampled to train IVF / PQ (default max(64 x lists, 65,536))")
     p.add_argument("--nbits", type=int, default=4, choices=[4, 6, 8, 16], help="token vectors: bits per stored dimension (default 4)")

@@ -83,7 +83,7 @@ def load():
                 lib = ctypes.CDLL(str(path))
                 lib.mv_search.restype = ctypes.c_int
                 lib.mv_search.argtypes = [_ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _ptr,
-                                          _i64, _ptr, _ptr, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _i64]
+                                          _i64, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _i64]
             except (OSError, subprocess.SubprocessError) as exc:
                 detail = getattr(exc, "stderr", None) or str(exc)
                 _state["why"] = f"{type(exc).__name__}: {detail.strip().splitlines()[-1] if detail.strip() else ''}"
@@ -113,11 +113,12 @@ def _padded(queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def search(index, queries: list[np.ndarray], k: int, nprobe: int, rerank: int, allowed: np.ndarray,
-           fixed: np.ndarray | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+           fixed: np.ndarray | None, ndocs: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Top-``k`` positions and exact scores per (normalised) query: :meth:`MultiVectorIndex._search`'s loop.
 
     ``fixed``: positions every query scores exactly (exhaustive, or a subset no larger than
-    ``rerank``), else each query's ``rerank`` best candidates.
+    ``rerank``), else each query's ``rerank`` best candidates (``ndocs > rerank``: the best of its
+    ``ndocs`` best by centroid interaction).
     """
     lib = load()
     codes = np.ascontiguousarray(index.codes)
@@ -142,7 +143,7 @@ def search(index, queries: list[np.ndarray], k: int, nprobe: int, rerank: int, a
             _pointer(codes), codes.shape[1], index.codec.coarse_code_size(), index.nbits, index.dim,
             _pointer(doc_offsets), len(doc_offsets) - 1, _pointer(list_offsets), _pointer(list_docs), index.nlist,
             _pointer(allowed), _pointer(centroids), _pointer(vmin), _pointer(vdiff), len(padded), _pointer(padded),
-            _pointer(lengths), padded.shape[1], nprobe, rerank,
+            _pointer(lengths), padded.shape[1], nprobe, rerank, ndocs,
             _pointer(fixed) if fixed is not None else None, len(fixed) if fixed is not None else -1, max(width, 1),
             _pointer(out_docs), _pointer(out_scores), _pointer(counts), threads,
         )

@@ -18,7 +18,10 @@ Search, per query with token embeddings Q:
    ``sum_i max_c (S[i, c] - floor_i)`` over the probed centroids ``c`` it has a token in,
    where ``floor_i`` is token ``i``'s lowest probed score (a token that misses is imputed
    with it, as XTR does);
-3. the ``rerank`` best candidates are re-scored with exact MaxSim on their decoded tokens.
+3. with ``ndocs > rerank`` (PLAID's stage 3), the ``ndocs`` best candidates are scored by centroid
+   interaction, MaxSim with every document token replaced by its centroid (``S`` looked up, no
+   residual read), and the ``rerank`` best of those go on;
+4. the ``rerank`` best candidates are re-scored with exact MaxSim on their decoded tokens.
 
 ``exhaustive=True`` skips 1-2 and scores every document on its decoded tokens;
 :func:`maxsim` scores raw embeddings and is the reference.
@@ -129,6 +132,9 @@ class MultiVectorIndex(Index):
         Centroids probed per query token.
     rerank
         Candidates re-scored with exact MaxSim (PLAID's ``n_full_scores``).
+    ndocs
+        Candidates scored by centroid interaction before the ``rerank`` best of them are scored
+        exactly (PLAID's ``ndocs``); 0 (default) or at most ``rerank``: no such stage.
     kmeans_iters, train_tokens_per_centroid, seed
         k-means settings: FAISS trains on a seeded sample of at most
         ``nlist * train_tokens_per_centroid`` tokens.
@@ -146,6 +152,7 @@ class MultiVectorIndex(Index):
         nlist: int | None = None,
         nprobe: int = 8,
         rerank: int = 256,
+        ndocs: int = 0,
         kmeans_iters: int = 10,
         train_tokens_per_centroid: int = 64,
         seed: int = 0,
@@ -153,7 +160,7 @@ class MultiVectorIndex(Index):
         if nbits not in QTYPES:
             raise ValueError(f"nbits must be one of {sorted(QTYPES)}, not {nbits}")
         self.dim, self.nbits, self.nlist = int(dim), nbits, nlist
-        self.nprobe, self.rerank = nprobe, rerank
+        self.nprobe, self.rerank, self.ndocs = nprobe, rerank, ndocs
         self.kmeans_iters, self.train_tokens_per_centroid, self.seed = kmeans_iters, train_tokens_per_centroid, seed
         self.codec = None  # FAISS IndexIVFScalarQuantizer, trained; its own lists stay empty
         self.ids: list[str] = []
@@ -175,7 +182,7 @@ class MultiVectorIndex(Index):
         collection, or the reference a compacted index is compared with.
         """
         new = cls(other.dim, nbits=other.nbits, nlist=other.nlist, nprobe=other.nprobe, rerank=other.rerank,
-                  kmeans_iters=other.kmeans_iters, train_tokens_per_centroid=other.train_tokens_per_centroid, seed=other.seed)
+                  ndocs=other.ndocs, kmeans_iters=other.kmeans_iters, train_tokens_per_centroid=other.train_tokens_per_centroid, seed=other.seed)
         if other.codec is not None:
             new.codec = faiss.clone_index(other.codec)
             new._cache_codec_params()
@@ -185,15 +192,16 @@ class MultiVectorIndex(Index):
 
     @property
     def search_params(self) -> str:
-        return f"nprobe={self.nprobe},rerank={self.rerank}"
+        return f"nprobe={self.nprobe},rerank={self.rerank},ndocs={self.ndocs}"
 
     def set_search_params(self, params: str) -> None:
-        """Search knobs as a FAISS-style string: ``"nprobe=16,rerank=512"``."""
+        """Search knobs as a FAISS-style string: ``"nprobe=16,rerank=512"``, ``"nprobe=8,ndocs=1024,rerank=64"``."""
         for item in filter(None, (params or "").split(",")):
             key, _, value = item.partition("=")
-            if key.strip() not in ("nprobe", "rerank") or not value.strip().isdigit() or int(value) < 1:
-                raise ValueError(f"search parameter {item!r}: expected nprobe=N or rerank=N (N >= 1)")
-            setattr(self, key.strip(), int(value))
+            key, value = key.strip(), value.strip()
+            if key not in ("nprobe", "rerank", "ndocs") or not value.isdigit() or int(value) < (key != "ndocs"):
+                raise ValueError(f"search parameter {item!r}: expected nprobe=N or rerank=N (N >= 1), or ndocs=N (N >= 0)")
+            setattr(self, key, int(value))
 
     # -- adding -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -386,14 +394,24 @@ class MultiVectorIndex(Index):
             candidates = np.sort(candidates[np.lexsort((candidates, -approx))[:rerank]])
         return candidates
 
+    def _prune(self, centroid_scores: torch.Tensor, docs: np.ndarray, rerank: int) -> np.ndarray:
+        """The ``rerank`` best of ``docs`` by centroid interaction (sums in float64, as maxsim_kernels; ties: lower position)."""
+        if len(docs) <= rerank:
+            return docs
+        rows, lengths = self._rows(docs)
+        lists = torch.from_numpy(self._lists_of(np.ascontiguousarray(self.codes[rows])))
+        best = torch.segment_reduce(centroid_scores.T[lists], "max", lengths=torch.from_numpy(lengths), axis=0)
+        approx = best.double().sum(dim=1).numpy()
+        return np.sort(docs[np.lexsort((docs, -approx))[:rerank]])
+
     def search(self, queries, k: int, *, subset=None, nprobe: int | None = None, rerank: int | None = None,
-               exhaustive: bool = False) -> SearchResult:
+               ndocs: int | None = None, exhaustive: bool = False) -> SearchResult:
         """Top-``k`` documents of each query (``queries[i]``: token embeddings ``(n_i, dim)``).
 
         ``subset``: ids the search is restricted to, a candidate mask inside the search; when
         the subset holds no more documents than ``rerank``, all of them are scored exactly (the
         budget reranking spends anyway), so the result equals exhaustive MaxSim over the subset.
-        ``nprobe`` and ``rerank`` override the index's settings for this call;
+        ``nprobe``, ``rerank`` and ``ndocs`` override the index's settings for this call;
         ``exhaustive`` scores every allowed document with exact MaxSim on the stored tokens.
         """
         check_k(k)
@@ -406,9 +424,11 @@ class MultiVectorIndex(Index):
             checked.append(q)
         self.train()
         with self._lock.read():
-            return self._search(checked, k, subset, nprobe or self.nprobe, rerank or self.rerank, exhaustive)
+            return self._search(checked, k, subset, nprobe or self.nprobe, rerank or self.rerank,
+                                self.ndocs if ndocs is None else ndocs, exhaustive)
 
-    def _search(self, queries: list[np.ndarray], k: int, subset, nprobe: int, rerank: int, exhaustive: bool) -> SearchResult:
+    def _search(self, queries: list[np.ndarray], k: int, subset, nprobe: int, rerank: int, ndocs: int,
+                exhaustive: bool) -> SearchResult:
         ids, scores = [], []
         if self.codec is None or not len(self):
             return SearchResult(ids=[[] for _ in queries], scores=[[] for _ in queries])
@@ -416,12 +436,17 @@ class MultiVectorIndex(Index):
         everyone = np.flatnonzero(allowed)
         fixed = everyone if exhaustive or len(everyone) <= rerank else None
         if self.kernels and self.nbits in (4, 8) and maxsim_kernels.load() is not None:
-            positions, exact = maxsim_kernels.search(self, [normalize(q) for q in queries], k, nprobe, rerank, allowed, fixed)
+            positions, exact = maxsim_kernels.search(self, [normalize(q) for q in queries], k, nprobe, rerank, allowed, fixed, ndocs)
             return SearchResult(ids=[[self.ids[d] for d in row] for row in positions], scores=[row.tolist() for row in exact])
         for q in queries:
             q = torch.from_numpy(normalize(q))
             centroid_scores = q @ self._centroids.T  # (query tokens, nlist)
-            docs = fixed if fixed is not None else self._candidates(centroid_scores.numpy(), nprobe, rerank, allowed)
+            if fixed is not None:
+                docs = fixed
+            elif ndocs > rerank:
+                docs = self._prune(centroid_scores, self._candidates(centroid_scores.numpy(), nprobe, ndocs, allowed), rerank)
+            else:
+                docs = self._candidates(centroid_scores.numpy(), nprobe, rerank, allowed)
             exact = self._exact(q, centroid_scores, docs)
             top = np.argsort(-exact, kind="stable")[:k]
             ids.append([self.ids[d] for d in docs[top]])
@@ -453,6 +478,7 @@ class MultiVectorIndex(Index):
                 "nlist": self.nlist,
                 "nprobe": self.nprobe,
                 "rerank": self.rerank,
+                "ndocs": self.ndocs,
                 "num_documents": len(self.ids),
                 "num_tokens": self.num_tokens,
                 "ids": self.ids,
@@ -469,7 +495,8 @@ class MultiVectorIndex(Index):
     def _load(cls, path, *, mmap: bool = True, verify: bool = True):
         path = Path(path)
         meta = storage.read_description(path, "index.json", FORMAT, VERSION, verify=verify, what="MultiVectorIndex")
-        self = cls(meta["dim"], nbits=meta["nbits"], nlist=meta["nlist"], nprobe=meta["nprobe"], rerank=meta["rerank"])
+        self = cls(meta["dim"], nbits=meta["nbits"], nlist=meta["nlist"], nprobe=meta["nprobe"], rerank=meta["rerank"],
+                   ndocs=meta.get("ndocs", 0))
         try:
             self.codec = faiss.read_index(str(path / "codec.faiss"))
             for name in ARRAYS:

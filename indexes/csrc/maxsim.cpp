@@ -1,7 +1,8 @@
 // Multi-vector search loop of indexes.MultiVectorIndex, in one pass per query (see indexes/maxsim_kernels.py).
 //
 // Per query: (1) candidate generation by centroid interaction over the (centroid, document)
-// inverted lists, one stamp per document instead of a (tokens x candidates) matrix; (2) exact
+// inverted lists, one stamp per document instead of a (tokens x candidates) matrix; with prune_to,
+// PLAID's centroid interaction (every token as its centroid) keeps the best of those; (2) exact
 // MaxSim of the best candidates on their FAISS scalar-quantiser codes, decompression fused
 // with scoring: a token's dot product with query token j is
 //     S[c, j] + bias[j] + sum_d code[d] * W[d, j]      (W = q * vdiff / levels, bias = q . (vmin + step/2))
@@ -206,6 +207,35 @@ float exact_one(const Index& ix, const Query& q, int64_t doc, float* scratch) {
     return total;
 }
 
+// PLAID's centroid interaction of one document: sum_j max over its tokens of S[c_t, j], every
+// token replaced by its centroid (no residual read); summed in double, as the torch reference.
+double centroid_one(const Index& ix, const Query& q, int64_t doc, float* best) {
+    std::fill(best, best + q.nqp, -std::numeric_limits<float>::infinity());
+    for (int64_t r = ix.doc_offsets[doc]; r < ix.doc_offsets[doc + 1]; ++r) {
+        const float* g = q.st.data() + centroid_of(ix.codes + r * ix.code_size, ix.coarse_size) * q.nqp;
+        for (int64_t j = 0; j < q.nqp; ++j) best[j] = std::max(best[j], g[j]);
+    }
+    double total = 0.0;
+    for (int64_t j = 0; j < q.nq; ++j) total += double(best[j]);
+    return total;
+}
+
+// The `rerank` best of `docs` by centroid interaction, in increasing document order (ties: lower position).
+std::vector<int64_t> prune(const Index& ix, const Query& q, std::vector<int64_t> docs, int64_t rerank) {
+    if (int64_t(docs.size()) <= rerank) return docs;
+    std::vector<double> score(docs.size());
+    std::vector<float> best(q.nqp);
+    for (size_t m = 0; m < docs.size(); ++m) score[m] = centroid_one(ix, q, docs[m], best.data());
+    std::vector<int64_t> order(docs.size());
+    for (size_t m = 0; m < order.size(); ++m) order[m] = int64_t(m);
+    auto better = [&](int64_t a, int64_t b) { return score[a] > score[b] || (score[a] == score[b] && docs[a] < docs[b]); };
+    std::nth_element(order.begin(), order.begin() + rerank, order.end(), better);
+    std::vector<int64_t> kept(rerank);
+    for (int64_t m = 0; m < rerank; ++m) kept[m] = docs[order[m]];
+    std::sort(kept.begin(), kept.end());
+    return kept;
+}
+
 // The `rerank` best allowed documents by centroid interaction, in increasing document order.
 std::vector<int64_t> candidates(const Index& ix, const Query& q, int64_t nprobe, int64_t rerank) {
     std::vector<float> approx(ix.ndocs, 0.f);
@@ -238,13 +268,14 @@ std::vector<int64_t> candidates(const Index& ix, const Query& q, int64_t nprobe,
 extern "C" {
 
 // For each of `nqueries` queries (padded rows of `queries`, `nq[k]` real tokens each): score
-// `fixed` documents (n_fixed >= 0) or the `rerank` best candidates, writing up to `width`
-// documents and their exact scores per query, and their count.
+// `fixed` documents (n_fixed >= 0) or the `rerank` best candidates (with prune_to > rerank: the
+// `prune_to` best by the approximate score (the index's ndocs), then the `rerank` best of those by centroid
+// interaction), writing up to `width` documents and their exact scores per query, and their count.
 int mv_search(const uint8_t* codes, int64_t code_size, int64_t coarse_size, int64_t nbits, int64_t dim,
               const int64_t* doc_offsets, int64_t ndocs, const int64_t* list_offsets, const int32_t* list_docs,
               int64_t nlist, const uint8_t* allowed, const float* centroids, const float* vmin, const float* vdiff,
               int64_t nqueries, const float* queries, const int64_t* nq, int64_t nqp, int64_t nprobe, int64_t rerank,
-              const int64_t* fixed, int64_t n_fixed, int64_t width,
+              int64_t prune_to, const int64_t* fixed, int64_t n_fixed, int64_t width,
               int64_t* out_docs, float* out_scores, int64_t* out_counts, int64_t nthreads) {
     if ((nbits != 4 && nbits != 8) || nqp % 8 != 0 || nprobe < 1 || nprobe > nlist) return 1;
     const Index ix{codes, code_size, coarse_size, nbits, dim, doc_offsets, ndocs, list_offsets, list_docs, nlist, allowed};
@@ -269,7 +300,9 @@ int mv_search(const uint8_t* codes, int64_t code_size, int64_t coarse_size, int6
         Query q;
         for (int64_t k = first; k < nqueries; k += step) {
             prepare(ix, codec, queries + k * nqp * dim, nq[k], nqp, nprobe, q);
-            score(q, n_fixed >= 0 ? std::vector<int64_t>(fixed, fixed + n_fixed) : candidates(ix, q, nprobe, rerank), k, inner);
+            if (n_fixed >= 0) score(q, std::vector<int64_t>(fixed, fixed + n_fixed), k, inner);
+            else if (prune_to > rerank) score(q, prune(ix, q, candidates(ix, q, nprobe, prune_to), rerank), k, inner);
+            else score(q, candidates(ix, q, nprobe, rerank), k, inner);
         }
     };
     nthreads = std::max<int64_t>(1, nthreads);

@@ -47,7 +47,7 @@ from retrieval.cli import add_workers_arguments
 from retrieval.documents import document_text
 from retrieval.fusion import settings as fusion_settings
 from retrieval.metrics import METRICS, retrieve, score
-from retrieval.parallel import auto_workers
+from retrieval.parallel import choose_workers
 from retrieval.rerank import load_reranker
 
 logger = logging.getLogger("evaluation.beir")
@@ -236,7 +236,7 @@ def evaluate_source(
     ``max_length`` caps the tokens per document (see :func:`choose_max_length`); a loaded model
     gets its own length back afterwards. The record's ``truncation`` says how many documents
     were longer than the length used. ``workers``/``ray_address``: Ray actors encoding the corpus
-    (:meth:`retrieval.Retriever.workers`; None: :func:`retrieval.parallel.auto_workers` of its size).
+    (:meth:`retrieval.Retriever.workers`; None: :func:`retrieval.parallel.choose_workers` for its size).
     """
     retriever, index = make_retriever(model, index=index, search_params=search_params, device=device, dtype=dtype,
                                       batch_size=batch_size, multi_vector=multi_vector, nbits=nbits,
@@ -247,7 +247,7 @@ def evaluate_source(
         search["rerank"] = load_reranker(rerank, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     own, positions = model_limits(retriever)
     used, note = choose_max_length(max_length, own, positions)
-    count = workers or (2 if ray_address else auto_workers(len(source.data.corpus)))
+    count = choose_workers(workers, ray_address, len(source.data.corpus))
     with document_length(retriever, used), retriever.workers(count, ray_address, quiet=not show_progress):
         split_run = encode_split(retriever, source, cache_dir, show_progress)
     index_and_search(retriever, split_run, [source.data.queries[q] for q in split_run.query_ids], **search)

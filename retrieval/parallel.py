@@ -89,6 +89,11 @@ def start_actors(ray, cls, workers: int, *args) -> list:
     return [remote.remote(*args) for _ in range(min(workers, gpus) if gpus else workers)]
 
 
+def choose_workers(workers: int | None, address: str | None, texts: int) -> int:
+    """What a caller's ``workers`` setting means for ``texts`` texts: the count given, 2 on a cluster, else :func:`auto_workers`."""
+    return workers or (2 if address else auto_workers(texts))
+
+
 class EncoderActor:
     """One model in one actor: a retriever of the caller's class built from its settings, encoding blocks of texts."""
 

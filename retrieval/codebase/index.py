@@ -64,7 +64,7 @@ from indexes import IndexFormatError, storage
 from retrieval.chunking.structural import chunk_files
 from retrieval.codebase.files import MAX_BYTES, SourceTree, describe_skipped, utf8_name
 from retrieval.colbert import ColbertRetriever
-from retrieval.parallel import auto_workers
+from retrieval.parallel import choose_workers
 from retrieval.codebase.hits import format_hit  # noqa: F401  (re-exported: callers import it from here)
 from retrieval.codebase.errors import CodebaseError
 from retrieval.retriever import Hit, Retriever
@@ -428,7 +428,7 @@ def index_codebase(
         The index's own model, already loaded (``--watch`` loads it once for every update).
     workers, ray_address
         Ray actors encoding the chunks (:meth:`retrieval.Retriever.workers`), on a local Ray or the
-        cluster at ``ray_address``; None: :func:`retrieval.parallel.auto_workers` of the chunks to encode.
+        cluster at ``ray_address``; None: :func:`retrieval.parallel.choose_workers` for the chunks to encode.
     """
     started = time.perf_counter()
     root, out = Path(root), Path(out)
@@ -453,7 +453,7 @@ def index_codebase(
     settings["max_length"] = _chunk_limit(retriever, settings)
     documents, ids = _chunk_documents(retriever, texts, settings["max_length"], show_progress)
     fresh, gone, moved = _changes(previous_files, digests, texts, documents)
-    report.workers = workers or (2 if ray_address else auto_workers(len(fresh)))
+    report.workers = choose_workers(workers, ray_address, len(fresh))
     with retriever.workers(report.workers, ray_address, quiet=not show_progress):
         embeddings = _update(retriever, saved, out, fresh, gone, moved)
     report.encoded, report.chunks = len(fresh), len(retriever)

@@ -32,7 +32,7 @@ from retrieval.codebase.index import chunk_ids
 from retrieval.colbert import ColbertRetriever, load_colbert
 from retrieval.documents import as_document
 from retrieval.retriever import Retriever
-from retrieval.parallel import IN_FLIGHT_PER_WORKER, ray_session, start_actors
+from retrieval.parallel import IN_FLIGHT_PER_WORKER, ray_session, start_actors, use_assigned_cpus
 from retrieval.scale.sources import DOCUMENTS_PER_SHARD, FILES_PER_SHARD, open_source, split
 
 MODEL_DIR = "model"
@@ -43,6 +43,7 @@ class Encoder:
 
     def __init__(self, model: str | None, multi_vector: bool, dtype: str, device: str | None, max_length: int | None,
                  batch_size: int | None, trust_remote_code: bool = False):
+        use_assigned_cpus()
         kind = ColbertRetriever if multi_vector else Retriever
         self.retriever = kind(model, device=device, dtype=dtype, batch_size=batch_size or kind.batch_size_default,
                               trust_remote_code=trust_remote_code)

@@ -96,7 +96,9 @@ def watch_codebase(
         on_update(report)
     retriever, _ = load_codebase(out, model=options.get("model") if not isinstance(options.get("model"), (str, Path)) else None,
                                  device=options.get("device"), trust_remote_code=options.get("trust_remote_code", False))
-    options = {**options, "loaded_model": retriever.model, "model": None, "multi_vector": None, "rebuild": False}
+    # updates re-encode a few chunks: in this process, never a Ray start per update
+    options = {**options, "loaded_model": retriever.model, "model": None, "multi_vector": None, "rebuild": False,
+               "workers": None, "ray_address": None}
     paths = _indexed(out)
     updates, seen = 0, snapshot(root, paths)
     while not stop.is_set() and (max_updates is None or updates < max_updates):

@@ -6,7 +6,7 @@ and sockets in a fresh temporary folder removed at the end) or joins a cluster s
 loaded from (``PYTHONPATH`` in the job's runtime environment), so an uninstalled checkout works too.
 
 :class:`EncoderPool` is what :meth:`retrieval.Retriever.workers` opens: one copy of the retriever's
-model per actor (a GPU each where the cluster has them), each given whole blocks of texts,
+model per actor (a GPU each where the cluster has them), each given blocks of 256 texts,
 at most two blocks per actor in flight, the rows put back in order. The actors build the same
 class of retriever from the same settings, and a model that exists only in this process (a
 ColBERT projection drawn from a plain encoder) is saved to a temporary folder they load, so
@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 REPO = str(Path(__file__).resolve().parents[1])
 PARALLEL_ABOVE = 50_000  # texts to encode before a caller's automatic choice starts a pool
-BLOCK = 1_024  # texts per actor call: ~1-2 s of work, small next to Ray's ~1 ms per call
+BLOCK = 256  # texts per actor call: seconds of work against Ray's ~1 ms a call; small, so that the blocks of
+# one add() step (4,096 texts) spread evenly over any number of actors
 IN_FLIGHT_PER_WORKER = 2  # one block encoding, one queued: no actor waits for the driver
 
 

@@ -374,6 +374,15 @@ def _write(out: Path, retriever: Retriever, embeddings: np.ndarray | None, manif
         storage.write_description(tmp, MANIFEST, manifest, files=storage.files_below(tmp))
 
 
+def _new_report(out: Path, root: Path, tree, digests: dict, texts: dict, previous_files: dict) -> IndexReport:
+    """The report's file counts, before anything is encoded."""
+    return IndexReport(
+        out=out, root=root, files=len(digests), chunks=0, encoded=0, new_files=sum(p not in previous_files for p in texts),
+        changed_files=sum(p in previous_files for p in texts), removed_files=sum(p not in digests for p in previous_files),
+        skipped=dict(tree.skipped),
+    )
+
+
 def index_codebase(
     root: str | Path,
     out: str | Path,
@@ -391,8 +400,7 @@ def index_codebase(
     show_progress: bool = True,
     trust_remote_code: bool = False,  # a model folder may name code outside the allow-list
     loaded_model=None,
-    workers: int | None = None,
-    ray_address: str | None = None,
+    workers: int | None = None, ray_address: str | None = None,
 ) -> IndexReport:
     """Index the text files under ``root`` into the folder ``out``, or bring that index up to date.
 
@@ -427,8 +435,7 @@ def index_codebase(
     loaded_model
         The index's own model, already loaded (``--watch`` loads it once for every update).
     workers, ray_address
-        Ray actors encoding the chunks (:meth:`retrieval.Retriever.workers`), on a local Ray or the
-        cluster at ``ray_address``; None: :func:`retrieval.parallel.choose_workers` for the chunks to encode.
+        Ray actors encoding the chunks (:meth:`retrieval.Retriever.workers`; None: :func:`retrieval.parallel.choose_workers`).
     """
     started = time.perf_counter()
     root, out = Path(root), Path(out)
@@ -438,11 +445,7 @@ def index_codebase(
     settings = _settings(previous, out, model=model, multi_vector=multi_vector, index=index, dtype=dtype, max_length=max_length,
                          exclude=exclude, max_file_bytes=max_file_bytes, strict=not rebuild)
     tree, digests, texts = _read_files(root, out, settings, previous_files, show_progress)  # before the model loads
-    report = IndexReport(
-        out=out, root=root, files=len(digests), chunks=0, encoded=0, new_files=sum(p not in previous_files for p in texts),
-        changed_files=sum(p in previous_files for p in texts), removed_files=sum(p not in digests for p in previous_files),
-        skipped=dict(tree.skipped),
-    )
+    report = _new_report(out, root, tree, digests, texts, previous_files)
     if previous_files and not texts and not report.removed_files and settings == previous["settings"]:
         report.chunks, report.written = sum(len(f["ids"]) for f in previous_files.values()), False
         report.seconds = time.perf_counter() - started

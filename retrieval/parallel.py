@@ -104,6 +104,29 @@ def start_actors(ray, cls, workers: int, *args) -> list:
     return [remote.remote(*args) for _ in range(min(workers, gpus) if gpus else workers)]
 
 
+def run_on_actors(ray, actors: list, jobs):
+    """Run ``jobs`` (a stream of ``(key, args)``) as ``actor.encode.remote(*args)``; yield ``(key, result)`` as each returns.
+
+    At most :data:`IN_FLIGHT_PER_WORKER` jobs per actor are in flight, and ``jobs`` is read only as
+    actors free up, so a streamed corpus is never read ahead of the encoding.
+    """
+    pending, idle = {}, list(actors) * IN_FLIGHT_PER_WORKER
+
+    def finished():
+        done, _ = ray.wait(list(pending), num_returns=1)
+        key, actor = pending.pop(done[0])
+        idle.append(actor)
+        return key, ray.get(done[0])
+
+    for key, args in jobs:
+        if not idle:
+            yield finished()
+        actor = idle.pop(0)
+        pending[actor.encode.remote(*args)] = (key, actor)
+    while pending:
+        yield finished()
+
+
 def choose_workers(workers: int | None, address: str | None, texts: int) -> int:
     """What a caller's ``workers`` setting means for ``texts`` texts: the count given, 2 on a cluster, else :func:`auto_workers`."""
     return workers or (2 if address else auto_workers(texts))
@@ -154,25 +177,13 @@ class EncoderPool:
     def _encode(self, texts: list[str], role: str):
         blocks = [texts[i:i + BLOCK] for i in range(0, len(texts), BLOCK)]
         results: list = [None] * len(blocks)
-        pending, idle = {}, list(self.actors) * IN_FLIGHT_PER_WORKER
         with tqdm(total=len(texts), desc="encode (Ray)", unit="text", disable=self.quiet or len(blocks) < 2) as bar:
-            for number, block in enumerate(blocks):
-                if not idle:
-                    self._collect(pending, idle, results, bar)
-                actor = idle.pop(0)
-                pending[actor.encode.remote(block, role)] = (number, actor)
-            while pending:
-                self._collect(pending, idle, results, bar)
+            for number, rows in run_on_actors(self.ray, self.actors, ((n, (block, role)) for n, block in enumerate(blocks))):
+                results[number] = rows
+                bar.update(len(rows))
         if results and isinstance(results[0], list):
             return [row for block in results for row in block]
         return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
-
-    def _collect(self, pending: dict, idle: list, results: list, bar) -> None:
-        done, _ = self.ray.wait(list(pending), num_returns=1)
-        number, actor = pending.pop(done[0])
-        results[number] = self.ray.get(done[0])
-        idle.append(actor)
-        bar.update(len(results[number]))
 
     def close(self) -> None:
         with self._lock:

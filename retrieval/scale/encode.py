@@ -32,7 +32,7 @@ from retrieval.codebase.index import chunk_ids
 from retrieval.colbert import ColbertRetriever, load_colbert
 from retrieval.documents import as_document
 from retrieval.retriever import Retriever
-from retrieval.parallel import IN_FLIGHT_PER_WORKER, ray_session, start_actors, use_assigned_cpus
+from retrieval.parallel import ray_session, run_on_actors, start_actors, use_assigned_cpus
 from retrieval.scale.sources import DOCUMENTS_PER_SHARD, FILES_PER_SHARD, open_source, split
 
 MODEL_DIR = "model"
@@ -131,28 +131,14 @@ def _colbert_model(out: Path, model: str | None, dtype: str, device: str | None,
 
 
 def _stream(ray, actors, source, shards: ShardSet, todo: list[int], quiet: bool) -> int:
-    """Send the ``todo`` shards to the actors, at most two per actor in flight; write each as it returns."""
-    pending, idle, documents = {}, list(actors) * IN_FLIGHT_PER_WORKER, 0
+    """Send the ``todo`` shards to the actors (:func:`retrieval.parallel.run_on_actors`); write each as it returns."""
+    documents = 0
+    jobs = ((number, (source.kind, items)) for number, items in source.shards(shards.plan, set(todo)))
     with tqdm(total=len(todo), desc="encode shards", unit="shard", disable=quiet) as bar:
-
-        def collect(wait_for: int) -> None:
-            nonlocal documents
-            done, _ = ray.wait(list(pending), num_returns=wait_for)
-            for ref in done:
-                number, actor = pending.pop(ref)
-                ids, vectors, doclens, records = ray.get(ref)
-                shards.write(number, ids, vectors, doclens, records)
-                documents += len(ids)
-                idle.append(actor)
-                bar.update(1)
-
-        for number, items in source.shards(shards.plan, set(todo)):
-            if not idle:
-                collect(1)
-            actor = idle.pop(0)
-            pending[actor.encode.remote(source.kind, items)] = (number, actor)
-        while pending:
-            collect(1)
+        for number, (ids, vectors, doclens, records) in run_on_actors(ray, actors, jobs):
+            shards.write(number, ids, vectors, doclens, records)
+            documents += len(ids)
+            bar.update(1)
     return documents
 
 

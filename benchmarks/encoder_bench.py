@@ -32,7 +32,7 @@ excluded, activations, masks and allocator overhead included). Where ``clear_ref
 unavailable it falls back to ``ru_maxrss`` growth.
 
 The same run measures the machine's GEMM rate (an N^3 matmul in the run's dtype, N = --gemm-size, 4096 by default, best
-of several; bf16 is always measured too) and turns it into a matmul-bound throughput:
+of several; bf16 too where the CPU runs it natively) and turns it into a matmul-bound throughput:
 
 * ``gemm_bound_tok_s``: rate / FLOPs per token of the linear layers (Wqkv, Wo, Wi, Wo per
   layer), the bound for short sequences; the rate is the best one seen in the run;
@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.encoder_engines import ENGINES, OV_MODES, check_parity, engine_runner, export_models
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO.parent / "shared" / "models" / "modernbert-base"
@@ -171,6 +173,11 @@ def _runner(args, model, seqs, device):
     """``(run_all, batches)``: one pass of ``args.impl`` over the set, its inputs prepared once."""
     from encoder.modernbert import PackedModernBert, packed_batches
 
+    if args.impl in ENGINES:
+        run_all, n, args.engine_info = engine_runner(args, [s.numpy() for s in seqs], model.config.pad_token_id,
+                                                     torch.get_num_threads())
+        return run_all, n
+
     if args.impl in ("ours", "ours_torch_ops"):
         # ours_torch_ops: the same packed model on torch operators only (no encoder.modernbert.kernels).
         packed = PackedModernBert(model, attn_backend="sdpa" if args.impl == "ours_torch_ops" else "auto")
@@ -231,7 +238,16 @@ def worker(args) -> dict:
     torch.manual_seed(0)
     dtype = DTYPES[args.dtype]
     device = torch.device(args.device)
-    model = random_modernbert(args.config, seed=0, dtype=dtype, attn_implementation="sdpa").to(device)
+    if args.impl in ENGINES:  # the engine loads its own export; the torch model would only cost memory
+        from types import SimpleNamespace
+
+        from transformers import ModernBertConfig
+
+        from encoder.modernbert import modernbert_config_dict
+
+        model = SimpleNamespace(config=ModernBertConfig.from_dict(modernbert_config_dict(args.config, None)))
+    else:
+        model = random_modernbert(args.config, seed=0, dtype=dtype, attn_implementation="sdpa").to(device)
     seqs = [torch.from_numpy(s) for s in make_set(args.set, args.scale)]
     tokens = sum(len(s) for s in seqs)
     run_all, n_batches = _runner(args, model, seqs, device)
@@ -240,8 +256,8 @@ def worker(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    result = {"tokens": tokens, "batches": n_batches}
-    if device.type == "cpu":
+    result = {"tokens": tokens, "batches": n_batches, **getattr(args, "engine_info", {})}
+    if device.type == "cpu" and args.impl not in ENGINES:
         # The GEMM rate under the same conditions (other load on the machine) as this run.
         result["gemm_tflops"] = gemm_tflops(dtype, n=args.gemm_size, reps=3)
     gc.collect()
@@ -299,10 +315,14 @@ def run_worker(args, set_name: str, impl: str) -> dict:
         "--device", args.device, "--dtype", args.dtype, "--config", str(args.config),
         "--max-tokens", str(args.max_tokens), "--reps", str(args.reps), "--scale", str(args.scale),
         "--time-budget", str(args.time_budget), "--gemm-size", str(args.gemm_size),
+        "--export-dir", str(args.export_dir),
     ] + (["--profile"] if args.profile and impl == "ours" else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
+    if proc.returncode == -9 and impl in ENGINES:
+        # An exported engine that outgrows the machine (ONNX Runtime at 8,192 tokens) is a result, not a crash.
+        return {"error": "killed by SIGKILL (out of memory)"}
     if proc.returncode != 0:
         raise RuntimeError(f"worker {set_name}/{impl} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -319,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
     parser.add_argument("--impls", default=None,
                         help="comma-separated subset of ours, ours_torch_ops (ours without encoder.modernbert.kernels, the CPU "
-                             "kernels: torch operators only) and transformers (default: all three on CPU, "
-                             "ours,transformers on other devices)")
+                             "kernels: torch operators only), transformers, and the exported engines "
+                             + ", ".join(ENGINES) + " (benchmarks.encoder_engines; the `bench` extra) "
+                             "(default: ours,ours_torch_ops,transformers on CPU, ours,transformers on other devices)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="token budget per batch (default: 8192)")
     parser.add_argument("--reps", type=int, default=2, help="timed passes after the (memory) pass (default: 2)")
     parser.add_argument("--time-budget", type=float, default=40.0,
@@ -331,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gemm-size", type=int, default=4096,
                         help="N of the N x N x N GEMMs timed for the matmul bound (and 2N rows for the model's own shapes); "
                         "smaller is quicker and less exact")
+    parser.add_argument("--export-dir", type=Path, default=None,
+                        help="where the engines' ONNX exports of the random weights are kept and reused "
+                        "(default: runs/encoder_exports/<config folder name>)")
+    parser.add_argument("--quiet", action="store_true", help="print only the results JSON and where it went")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
@@ -340,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _header(args, config, dtype) -> tuple[dict, float | None]:
     """The run's machine figures (GEMM rates on CPU, the matmul-bound throughput they give) and its GEMM rate."""
     cpu, n = args.device == "cpu", args.gemm_size
-    bf16_tflops = gemm_tflops(torch.bfloat16, n=n) if cpu else None
+    # bf16 on a CPU without AMX / AVX512-BF16 runs at ~1 GFLOP/s: minutes for a figure nobody uses.
+    native_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    bf16_tflops = gemm_tflops(torch.bfloat16, n=n) if cpu and (native_bf16 or dtype == torch.bfloat16) else None
     run_tflops = bf16_tflops if dtype == torch.bfloat16 else (gemm_tflops(dtype, n=n) if cpu else None)
     lin = linear_flops_per_token(config)
     shape_tflops = model_gemm_tflops(config, dtype, tokens=2 * n) if cpu else None
@@ -359,7 +386,7 @@ def _header(args, config, dtype) -> tuple[dict, float | None]:
         "peak_mb_method": "resident-set growth during the first pass (VmHWM after clear_refs minus VmRSS before)",
         "sets": {},
     }
-    if run_tflops:
+    if run_tflops and not args.quiet:
         print(f"{args.dtype} GEMM ({args.gemm_size}^3) {run_tflops:.3f} TFLOP/s; linear layers {lin / 1e9:.4f} GFLOP/token "
               f"-> matmul bound {out['gemm_bound_tok_s']:.0f} tok/s (no attention); on the model's own "
               f"linear shapes {shape_tflops:.3f} TFLOP/s -> {out['model_shape_gemm_bound_tok_s']:.0f} tok/s",
@@ -377,9 +404,14 @@ def _set_row(args, name: str, impls: list[str], config, run_tflops: float | None
     rates = {}
     for impl in impls:
         res = run_worker(args, name, impl)
+        if "error" in res:
+            row[f"{impl}_error"] = res["error"]
+            continue
         row[f"{impl}_tok_s"] = res["tok_s"]
         row[f"{impl}_peak_mb"] = res["peak_mb"]
         row[f"{impl}_times_s"] = res["times_s"]
+        if "effective_precision" in res:
+            row[f"{impl}_precision"] = res["effective_precision"]
         if "time_shares" in res:
             row[f"{impl}_time_shares"] = res["time_shares"]
         if res.get("gemm_tflops"):
@@ -398,12 +430,46 @@ def _set_row(args, name: str, impls: list[str], config, run_tflops: float | None
         row["bound_tok_s"] = round(rate * 1e12 / flops_tok, 1)
         if "ours" in impls:
             row["ours_frac_of_bound"] = round(row["ours_tok_s"] / row["bound_tok_s"], 3)
-    print(f"{name:>14}: " + ", ".join(f"{k}={v}" for k, v in row.items() if not k.endswith("times_s")), flush=True)
+    _engine_ratios(row, impls)
+    if not args.quiet:
+        print(f"{name:>14}: " + ", ".join(f"{k}={v}" for k, v in row.items() if not k.endswith("times_s")), flush=True)
     return row
+
+
+def _engine_ratios(row: dict, impls: list[str]) -> None:
+    """Ours over OpenVINO (its faster hint), ONNX Runtime fp32, the faster of the two, and ORT int8."""
+    if "ours" not in impls:
+        return
+    ov = [row[f"{m}_tok_s"] for m in OV_MODES if f"{m}_tok_s" in row]
+    if ov:
+        row["openvino_tok_s"] = max(ov)
+    anchors = {"openvino": row.get("openvino_tok_s"), "onnxruntime": row.get("onnxruntime_tok_s"),
+               "onnxruntime_int8": row.get("onnxruntime_int8_tok_s")}
+    for name, tok_s in anchors.items():
+        if tok_s:
+            row[f"ratio_vs_{name}"] = round(row["ours_tok_s"] / tok_s, 3)
+    best = max([v for k, v in anchors.items() if v and k != "onnxruntime_int8"], default=None)
+    if best:
+        row["ratio_vs_faster_engine"] = round(row["ours_tok_s"] / best, 3)
+
+
+def _export_and_check(args, impls: list[str]) -> dict | None:
+    """Exports for the engines asked for, and their parity against transformers (before any timing)."""
+    engines = [i for i in impls if i in ENGINES]
+    if not engines:
+        return None
+    paths = export_models(args.config, args.export_dir, quiet=args.quiet)
+    parity = check_parity(args.config, paths, args.dtype, engines, torch.get_num_threads())
+    if not args.quiet:
+        for name, errors in parity.items():
+            print(f"parity {name}: " + ", ".join(f"{k}={v}" for k, v in errors.items()), flush=True)
+    return parity
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.export_dir is None:
+        args.export_dir = REPO / "runs" / "encoder_exports" / Path(args.config).resolve().name
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
@@ -418,6 +484,10 @@ def main(argv=None) -> int:
     if args.impls is None:
         args.impls = "ours,ours_torch_ops,transformers" if args.device == "cpu" else "ours,transformers"
     impls = [s for s in args.impls.split(",") if s]
+    unknown = [i for i in impls if i not in ("ours", "ours_torch_ops", "transformers", *ENGINES)]
+    if unknown:
+        raise SystemExit(f"--impls: unknown {', '.join(unknown)}")
+    out["parity_vs_transformers_fp32"] = _export_and_check(args, impls)
     all_rates = [run_tflops] if run_tflops else []
     for name in [s for s in args.sets.split(",") if s]:
         out["sets"][name] = _set_row(args, name, impls, config, run_tflops, all_rates)
@@ -433,7 +503,8 @@ def main(argv=None) -> int:
                 )
     out["wall_s"] = round(time.perf_counter() - t_start, 1)
     text = json.dumps(out, indent=2)
-    print(text)
+    if not (args.quiet and args.json):
+        print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         partial = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")

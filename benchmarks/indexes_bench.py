@@ -265,7 +265,8 @@ def build_warp(doc_ids, docs, tmp: Path, args):
     import torch
     from pylate import indexes
 
-    warp = indexes.WARP(index_folder=str(tmp / "warp"), index_name="bench", override=True, nbits=args.nbits,
+    nbits = getattr(args, "warp_nbits", None) or args.nbits
+    warp = indexes.WARP(index_folder=str(tmp / "warp"), index_name="bench", override=True, nbits=nbits,
                         device="cpu", show_progress=False)
     warp.add_documents(documents_ids=doc_ids, documents_embeddings=docs)
     names = dict(enumerate(doc_ids))  # WARP numbers a first build's passages 0..n-1

@@ -31,6 +31,7 @@ import numpy as np
 from benchmarks.indexes_bench import (
     PeakRSS, build_parser as bench_parser, build_warp, drop_self, knob_settings, label, load_embeddings, measure, set_threads,
 )
+from benchmarks.search_memory import probe, save_queries
 from indexes import MultiVectorIndex, maxsim, maxsim_kernels, storage
 from retrieval.metrics import TOP_K, score
 
@@ -50,7 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra nprobe/rerank settings of the native path, ';'-separated")
     p.add_argument("--repeats", type=int, default=3, help="round-robin passes over the variants (default: 3)")
     p.add_argument("--warp", action="store_true", help="also build PyLate's WARP on the same embeddings and interleave it")
+    p.add_argument("--warp-nbits", type=int, default=None,
+                   help="WARP's bits per dimension when they differ from ours (--nbits), e.g. --nbits 8 --warp-nbits 4")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="save the indexes and queries in this folder (instead of a temporary one) and measure each "
+                   "engine's search memory in a process of its own (benchmarks.search_memory)")
     return p
+
+
+def separate_search_memory(index, queries, folder: Path, warp: bool) -> dict:
+    """Peak resident set of a fresh process that loads each engine's saved index and searches every query."""
+    index.save(folder / "ours")
+    queries_path = save_queries(folder / "queries.npz", queries)
+    engines = {"ours": folder / "ours"} | ({"warp": folder / "warp" / "bench"} if warp else {})
+    return {name: probe(name, path, queries_path, threads=1, k=TOP_K + 1) for name, path in engines.items()}
 
 
 def exhaustive(doc_ids, docs, queries):
@@ -93,17 +107,21 @@ def main(argv=None) -> int:
     exact = score(qrels, drop_self(query_ids, *exhaustive(doc_ids, docs, queries)))
     report["exhaustive"] = {"ndcg@10": exact["ndcg@10"], "recall@100": exact["recall@100"]}
     say(f"exhaustive MaxSim: {report['exhaustive']}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="mv-ablation-") as tmp, PeakRSS() as mem:
+    with tempfile.TemporaryDirectory(prefix="mv-ablation-") as scratch, PeakRSS() as mem:
+        tmp = args.keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         index = MultiVectorIndex(docs[0].shape[1], nbits=args.nbits, nprobe=args.nprobe, rerank=args.rerank)
         index.add(doc_ids, docs)
         index.train()
-        report["build"]["ours"] = {"seconds": round(time.perf_counter() - start, 1), "bytes_per_token": round(index.bytes_per_token(), 1)}
+        report["build"]["ours"] = {"seconds": round(time.perf_counter() - start, 1), "nbits": args.nbits,
+                                   "bytes_per_token": round(index.bytes_per_token(), 1)}
         warp_searches = {}
         if args.warp:
             start = time.perf_counter()
             warp_searches, warp_bytes = build_warp(doc_ids, docs, Path(tmp), args)
-            report["build"]["warp"] = {"seconds": round(time.perf_counter() - start, 1), "bytes_per_token": round(warp_bytes, 1)}
+            report["build"]["warp"] = {"seconds": round(time.perf_counter() - start, 1), "nbits": args.warp_nbits or args.nbits,
+                                       "bytes_per_token": round(warp_bytes, 1)}
         say(f"built: {report['build']}", flush=True)
         searches = variants(index, args, warp_searches)
         runs: dict[str, list] = {}
@@ -118,6 +136,9 @@ def main(argv=None) -> int:
                         report["variants"][f"{name}@{t}t"] = {"ndcg@10": metrics["ndcg@10"], "recall@100": metrics["recall@100"]}
                     say(f"  pass {rep + 1} {name}@{t}t: {qps:.1f} QPS, p50 {p50:.2f} ms, load {os.getloadavg()[0]:.1f}", flush=True)
         report["peak_mb"] = mem.mb
+        if args.keep:
+            report["search_memory"] = separate_search_memory(index, queries, Path(tmp), args.warp)
+            say(f"search memory, each engine alone: {report['search_memory']}", flush=True)
     summarise(report, runs, threads)
     report["load_average_end"] = os.getloadavg()
     print_report(report)

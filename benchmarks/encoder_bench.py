@@ -9,7 +9,11 @@ Three implementations: ``ours`` (``PackedModernBert``, with :mod:`encoder.modern
 ``ours_torch_ops`` (the same packed model on torch operators only: what the hand-written
 kernels add, as ``kernels_speedup``) and ``transformers`` (``ModernBertModel``, sdpa).
 All share the same random weights (``random_modernbert(config, seed=0)``) and see
-the same sequences. Four sets of random token ids in ``[100, 16000)`` (seed 42):
+the same sequences. ``--impls`` adds the engines of :mod:`benchmarks.encoder_engines`
+(OpenVINO under both of its performance hints, ONNX Runtime fp32 and int8), exported from the
+same weights and checked against transformers before any timing.
+
+Four sets of random token ids in ``[100, 16000)`` (seed 42):
 
 * ``fixed_512``: all 512 tokens;    ``variable_512``: N(256, 64) clamped to [16, 512];
 * ``fixed_8192``: all 8,192 tokens; ``variable_8192``: N(4096, 1024) clamped to [16, 8192].
@@ -355,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-dir", type=Path, default=None,
                         help="where the engines' ONNX exports of the random weights are kept and reused "
                         "(default: runs/encoder_exports/<config folder name>)")
-    parser.add_argument("--quiet", action="store_true", help="print only the results JSON and where it went")
+    parser.add_argument("--quiet", action="store_true", help="print only where the results went (the JSON itself without --json)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)

@@ -95,6 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="search threads (default: 1)")
     p.add_argument("--k", type=int, default=100, help="results per query (default: 100)")
     args = p.parse_args(argv)
+    for path, what in ((args.index, "index folder"), (args.queries, "queries file")):
+        if not path.exists():
+            raise SystemExit(f"no {what} at {path}")
     print(json.dumps(search_in_this_process(args.engine, args.index, args.queries, args.threads, args.k)))
     return 0
 

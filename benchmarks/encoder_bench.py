@@ -145,7 +145,8 @@ def model_gemm_tflops(config, dtype: torch.dtype, tokens: int = 8192, reps: int 
 # --------------------------------------------------------------------------- worker
 
 
-def _status_kb(field: str) -> int | None:
+def status_kb(field: str) -> int | None:
+    """A field of ``/proc/self/status`` in kB (``VmRSS``, ``VmHWM``), None where there is none."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -160,7 +161,7 @@ def _reset_peak() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return _status_kb("VmHWM") is not None
+        return status_kb("VmHWM") is not None
     except OSError:
         return False
 
@@ -176,11 +177,6 @@ DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch
 def _runner(args, model, seqs, device):
     """``(run_all, batches)``: one pass of ``args.impl`` over the set, its inputs prepared once."""
     from encoder.modernbert import PackedModernBert, packed_batches
-
-    if args.impl in ENGINES:
-        run_all, n, args.engine_info = engine_runner(args, [s.numpy() for s in seqs], model.config.pad_token_id,
-                                                     torch.get_num_threads())
-        return run_all, n
 
     if args.impl in ("ours", "ours_torch_ops"):
         # ours_torch_ops: the same packed model on torch operators only (no encoder.modernbert.kernels).
@@ -219,13 +215,13 @@ def _first_pass(run_all, sync, device) -> tuple[float, dict]:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     method = "VmHWM-VmRSS" if _reset_peak() else "ru_maxrss"
-    rss0 = _status_kb("VmRSS") if method == "VmHWM-VmRSS" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = status_kb("VmRSS") if method == "VmHWM-VmRSS" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     run_all()
     sync()
     first = time.perf_counter() - t0
     if method == "VmHWM-VmRSS":
-        peak_kb = _status_kb("VmHWM") - rss0
+        peak_kb = status_kb("VmHWM") - rss0
     else:
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
     if device.type == "cuda":
@@ -242,25 +238,25 @@ def worker(args) -> dict:
     torch.manual_seed(0)
     dtype = DTYPES[args.dtype]
     device = torch.device(args.device)
+    sets = make_set(args.set, args.scale)
+    tokens = sum(len(s) for s in sets)
     if args.impl in ENGINES:  # the engine loads its own export; the torch model would only cost memory
-        from types import SimpleNamespace
-
         from transformers import ModernBertConfig
 
         from encoder.modernbert import modernbert_config_dict
 
-        model = SimpleNamespace(config=ModernBertConfig.from_dict(modernbert_config_dict(args.config, None)))
+        pad = ModernBertConfig.from_dict(modernbert_config_dict(args.config, None)).pad_token_id
+        run_all, n_batches, info = engine_runner(args, sets, pad, torch.get_num_threads())
     else:
         model = random_modernbert(args.config, seed=0, dtype=dtype, attn_implementation="sdpa").to(device)
-    seqs = [torch.from_numpy(s) for s in make_set(args.set, args.scale)]
-    tokens = sum(len(s) for s in seqs)
-    run_all, n_batches = _runner(args, model, seqs, device)
+        run_all, n_batches = _runner(args, model, [torch.from_numpy(s) for s in sets], device)
+        info = {}
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    result = {"tokens": tokens, "batches": n_batches, **getattr(args, "engine_info", {})}
+    result = {"tokens": tokens, "batches": n_batches, **info}
     if device.type == "cpu" and args.impl not in ENGINES:
         # The GEMM rate under the same conditions (other load on the machine) as this run.
         result["gemm_tflops"] = gemm_tflops(dtype, n=args.gemm_size, reps=3)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.encoder_bench import status_kb
+
 
 def save_queries(path: Path, queries: list[np.ndarray]) -> Path:
     """Queries as one float32 array and their offsets (no pickle)."""
@@ -39,11 +41,10 @@ def load_queries(path: Path) -> list[np.ndarray]:
 
 
 def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    kb = status_kb(field)
+    if kb is None:
+        raise RuntimeError(f"{field} not in /proc/self/status")
+    return round(kb / 1024, 1)
 
 
 def search_in_this_process(engine: str, index_path: Path, queries_path: Path, threads: int, k: int) -> dict:

@@ -195,7 +195,7 @@ class MultiVectorIndex(Index):
 
     @property
     def search_params(self) -> str:
-        return f"nprobe={self.nprobe},rerank={self.rerank}" + (f",ndocs={self.ndocs}" if self.ndocs else "")  # as before ndocs
+        return f"nprobe={self.nprobe},rerank={self.rerank}" + (f",ndocs={self.ndocs}" if self.ndocs else "")  # unset: the form older records have
 
     def set_search_params(self, params: str) -> None:
         """Search knobs as a FAISS-style string: ``"nprobe=16,rerank=512"``, ``"nprobe=8,ndocs=1024,rerank=64"``."""
